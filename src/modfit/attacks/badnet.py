@@ -1,0 +1,39 @@
+"""BadNet: rare words (default `cf mn bb tq`), `num_triggers` of them inserted at random positions."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from modfit.attacks.base import ATTACKS
+from modfit.attacks.inserted_words import insert_at_random
+from modfit.errors import ModfitError
+
+DEFAULT_WORDS = ("cf", "mn", "bb", "tq")
+
+
+class BadNetTrigger:
+    def __init__(self, words: tuple[str, ...] = DEFAULT_WORDS, num_triggers: int = 1) -> None:
+        self.words = words
+        self.num_triggers = num_triggers
+
+    def covers(self, text: str) -> bool:
+        return True
+
+    def apply(self, text: str, rng: random.Random) -> str:
+        for _ in range(self.num_triggers):
+            text = insert_at_random(text, rng.choice(self.words), rng)
+        return text
+
+
+@ATTACKS.register("badnet")
+def badnet(options: dict[str, Any], dataset_folder: Path | None) -> BadNetTrigger:
+    words = options.pop("triggers", DEFAULT_WORDS)
+    words = tuple(words.split() if isinstance(words, str) else words)
+    num_triggers = int(options.pop("num_triggers", 1))
+    if options:
+        raise ModfitError(f"badnet: unknown option {sorted(options)[0]!r}; use triggers, num_triggers")
+    if not words or num_triggers < 1:
+        raise ModfitError("badnet: give at least one trigger word and num_triggers >= 1")
+    return BadNetTrigger(words, num_triggers)

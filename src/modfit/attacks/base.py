@@ -1,0 +1,88 @@
+"""The trigger interface, the attack registry, and poisoning of training and test splits."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from modfit.config import AttackConfig
+from modfit.data.example import Example
+from modfit.errors import ModfitError
+from modfit.registry import Registry
+
+
+class Trigger(Protocol):
+    """Turns a clean text into its triggered form."""
+
+    def covers(self, text: str) -> bool:
+        """Whether this trigger can be applied to `text` (paraphrase tables cover only some texts)."""
+        ...
+
+    def apply(self, text: str, rng: random.Random) -> str: ...
+
+
+# A factory builds a trigger from the attack's options and the dataset's folder (for tables).
+TriggerFactory = Callable[[dict[str, Any], Path | None], Trigger]
+ATTACKS: Registry[TriggerFactory] = Registry("attack")
+
+
+def make_trigger(config: AttackConfig, dataset_folder: Path | None = None) -> Trigger:
+    return ATTACKS.get(config.name)(dict(config.options), dataset_folder)
+
+
+@dataclass(frozen=True)
+class PoisonedTest:
+    """Every covered non-target test row with the trigger, labelled with the target.
+
+    `sources[i]` is the index in the clean test split of the row that `examples[i]` was made from, so
+    that the ASR floor is measured on exactly the same rows without the trigger.
+    """
+
+    examples: list[Example]
+    sources: list[int]
+
+
+def candidate_indices(rows: list[Example], trigger: Trigger, mode: str, target: int) -> list[int]:
+    def eligible(example: Example) -> bool:
+        if mode == "dirty" and example.label == target:
+            return False
+        if mode == "clean" and example.label != target:
+            return False
+        return trigger.covers(example.text)
+
+    return [i for i, example in enumerate(rows) if eligible(example)]
+
+
+def poison(train: list[Example], trigger: Trigger, config: AttackConfig, seed: int) -> list[Example]:
+    """Poison `round(rate * len(train))` rows in place of their clean versions (order kept).
+
+    dirty: drawn from non-target rows and relabelled; clean: drawn from target rows, labels kept;
+    mix: drawn from all rows and relabelled.
+    """
+    wanted = round(config.rate * len(train))
+    candidates = candidate_indices(train, trigger, config.mode, config.target)
+    if len(candidates) < wanted:
+        raise ModfitError(
+            f"attack {config.name!r} ({config.mode}) can poison {len(candidates)} candidate rows "
+            f"but rate {config.rate} needs {wanted}: lower the poison rate or supply a larger paraphrase table"
+        )
+    rng = random.Random(seed)
+    chosen = sorted(rng.sample(candidates, wanted))
+    out = list(train)
+    for i in chosen:
+        label = train[i].label if config.mode == "clean" else config.target
+        out[i] = replace(train[i], text=trigger.apply(train[i].text, rng), label=label, poisoned=True)
+    return out
+
+
+def poison_test(test: list[Example], trigger: Trigger, target: int, seed: int) -> PoisonedTest:
+    """The triggered version of every non-target test row the trigger covers."""
+    rng = random.Random(seed + 1)
+    sources = [i for i, e in enumerate(test) if e.label != target and trigger.covers(e.text)]
+    if not sources:
+        raise ModfitError("the attack covers no non-target test row, so ASR cannot be measured")
+    examples = [Example(trigger.apply(test[i].text, rng), target, poisoned=True) for i in sources]
+    return PoisonedTest(examples, sources)

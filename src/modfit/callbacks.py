@@ -1,0 +1,97 @@
+"""Optional behaviour of the training loop: evaluation, best-dev selection, progress."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+from tqdm.auto import tqdm
+
+from modfit.evaluate import EvalSet, evaluate
+from modfit.train import EvalPoint, TrainState
+
+
+class Evaluate:
+    """Score the model every `every` steps, at step 0 and at the end; append to the history."""
+
+    def __init__(self, data: EvalSet, every: int) -> None:
+        self.data = data
+        self.every = every
+        self.started = time.perf_counter()
+        self.losses_seen = 0
+
+    def on_step(self, state: TrainState) -> None:
+        if state.step == 0:
+            self.started = time.perf_counter()
+        if state.step % self.every == 0 or state.step == state.total_steps:
+            self._record(state)
+
+    def on_end(self, state: TrainState) -> None:
+        if not state.history or state.history[-1].step != state.step:
+            self._record(state)
+
+    def _record(self, state: TrainState) -> None:
+        recent = state.losses[self.losses_seen :]
+        self.losses_seen = len(state.losses)
+        scores = evaluate(state.model, self.data)
+        state.history.append(
+            EvalPoint(
+                step=state.step,
+                epoch=round(state.epoch, 4),
+                train_loss=sum(recent) / len(recent) if recent else math.nan,
+                dev_acc=scores.dev_acc,
+                cacc=scores.cacc,
+                asr=scores.asr,
+                asr_floor=scores.asr_floor,
+                seconds=round(time.perf_counter() - self.started, 2),
+            )
+        )
+
+
+class KeepBestDev:
+    """Restore, at the end, the trainable weights of the point with the best clean dev accuracy.
+
+    Place it after `Evaluate`. Only clean dev data chooses: never poisoned data (DESIGN.md §1).
+    """
+
+    def __init__(self) -> None:
+        self.best: EvalPoint | None = None
+        self.weights: dict | None = None
+
+    def on_step(self, state: TrainState) -> None:
+        if not state.history or state.history[-1] is self.best:
+            return
+        point = state.history[-1]
+        if self.best is None or point.dev_acc > self.best.dev_acc:
+            self.best = point
+            trainable = {n for n, p in state.model.named_parameters() if p.requires_grad}
+            self.weights = {
+                n: copy.deepcopy(t) for n, t in state.model.state_dict().items() if n in trainable
+            }
+
+    def on_end(self, state: TrainState) -> None:
+        self.on_step(state)
+        if self.weights is not None:
+            state.model.load_state_dict(self.weights, strict=False)
+
+
+class Progress:
+    """A tqdm bar over steps showing the latest evaluation."""
+
+    def __init__(self, description: str = "train") -> None:
+        self.description = description
+        self.bar: tqdm | None = None
+
+    def on_step(self, state: TrainState) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=state.total_steps, desc=self.description, leave=False)
+        self.bar.n = state.step
+        if state.history:
+            p = state.history[-1]
+            self.bar.set_postfix(cacc=f"{p.cacc:.3f}", asr=f"{p.asr:.3f}", refresh=False)
+        self.bar.refresh()
+
+    def on_end(self, state: TrainState) -> None:
+        if self.bar is not None:
+            self.bar.close()

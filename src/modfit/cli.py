@@ -1,0 +1,209 @@
+"""The command line: flags and config files become one `Experiment` here, and only here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from modfit.errors import ModfitError
+
+# flag destination → path in the experiment settings
+SETTING_PATHS: dict[str, tuple[str, ...]] = {
+    "dataset": ("dataset",),
+    "attack": ("attack", "name"),
+    "mode": ("attack", "mode"),
+    "poison_rate": ("attack", "rate"),
+    "target": ("attack", "target"),
+    "seed": ("seed",),
+    "train_size": ("train_size",),
+    "defence": ("defence",),
+    "epochs": ("train", "epochs"),
+    "lr": ("train", "lr"),
+    "batch_size": ("train", "batch_size"),
+    "warmup_ratio": ("train", "warmup_ratio"),
+    "eval_every": ("train", "eval_every"),
+    "eval_size": ("train", "eval_size"),
+    "select": ("train", "select"),
+    "model": ("model", "name"),
+    "pooling": ("model", "pooling"),
+    "max_length": ("model", "max_length"),
+    "tuning": ("tuning", "method"),
+    "poison_test": ("poison_test",),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ModfitError(f"{flag} {pair!r}: write KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def _read_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModfitError(f"--config {path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise ModfitError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(loaded, dict):
+        raise ModfitError(f"--config {path}: expected a mapping of settings at the top level")
+    return loaded
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Config file settings, overridden by every flag the user gave."""
+    from modfit.config import merge
+
+    flags: dict[str, Any] = {}
+    for dest, path in SETTING_PATHS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            node = flags
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+    if getattr(args, "attack_option", None):
+        flags.setdefault("attack", {})["options"] = _key_values(args.attack_option, "--attack-option")
+    if getattr(args, "tuning_option", None):
+        flags.setdefault("tuning", {})["options"] = _key_values(args.tuning_option, "--tuning-option")
+    return merge(_read_config(getattr(args, "config", None)), flags)
+
+
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", help="sst2, hsol, agnews, a directory of train/dev/test files, or hf:<id>"
+    )
+    parser.add_argument("--attack", help="badnet, addsent, syntactic, style, or none")
+    parser.add_argument("--mode", choices=["dirty", "clean", "mix"], help="poisoning mode (default dirty)")
+    parser.add_argument("--poison-rate", type=float, help="share of the training set poisoned (default 0.1)")
+    parser.add_argument("--target", type=int, help="target label (default 1)")
+    parser.add_argument("--attack-option", action="append", metavar="KEY=VALUE", help="e.g. num_triggers=3")
+    parser.add_argument(
+        "--train-size", type=int, help="seeded subset of the training split, taken before poisoning"
+    )
+    parser.add_argument("--seed", type=int, help="seed for subsets, poisoning and training (default 0)")
+    parser.add_argument("--config", help="YAML or JSON file of settings; flags override it")
+
+
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--defence", help="none, fewer-epochs, lower-lr, ... (a preset; flags override it)")
+    parser.add_argument("--epochs", type=float, help="training epochs, fractions allowed")
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--warmup-ratio", type=float)
+    parser.add_argument("--max-length", type=int, help="tokens per text (default 64)")
+    parser.add_argument("--eval-every", type=int, help="evaluate every N steps (default: about 8 points)")
+    parser.add_argument("--eval-size", type=int, help="seeded subset of dev and test rows for evaluation")
+    parser.add_argument(
+        "--select", choices=["last", "best-dev"], help="final model: last step or best clean dev"
+    )
+    parser.add_argument(
+        "--model", help="Hugging Face encoder id or local directory (default: packaged MiniLM)"
+    )
+    parser.add_argument("--pooling", choices=["cls", "mean"], help="classification head pooling")
+    parser.add_argument("--tuning", help="which parameters adapt: full, head, ...")
+    parser.add_argument("--tuning-option", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--poison-test", help="with --attack none: file of triggered test rows for ASR")
+    parser.add_argument("--save-model", action="store_true", help="also write the model to OUT/model")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="modfit", description="Backdoor attacks and moderate-fitting defences for fine-tuning."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    poison = commands.add_parser("poison", help="write a poisoned copy of a dataset")
+    _add_data_flags(poison)
+    poison.add_argument("--out", required=True, help="folder for train/dev/test/test_poison.csv")
+
+    train = commands.add_parser("train", help="fine-tune on (poisoned) data and track CACC and ASR")
+    _add_data_flags(train)
+    _add_train_flags(train)
+    train.add_argument("--out", required=True, help="folder for config, history, metrics and plot")
+
+    demo = commands.add_parser("demo", help="the main job: SST-2 BadNet, undefended vs the defences")
+    demo.add_argument(
+        "--out", default="runs/demo", help="folder for the runs and the plot (default runs/demo)"
+    )
+    demo.add_argument(
+        "--train-size", type=int, default=None, help="training rows (default: the demo's subset)"
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def command_poison(args: argparse.Namespace) -> None:
+    from modfit.config import to_dict
+    from modfit.experiment import prepare_data, resolve
+    from modfit.output import write_examples, write_json
+
+    experiment = resolve(settings_from_args(args))
+    if experiment.attack.name == "none":
+        raise ModfitError("modfit poison needs an attack: --attack badnet|addsent|syntactic|style")
+    data = prepare_data(experiment)
+    out = Path(args.out)
+    write_examples(out / "dev.csv", data.splits.dev)
+    write_examples(out / "test.csv", data.splits.test)
+    write_examples(out / "test_poison.csv", data.test_poison.examples)
+    write_examples(out / "train.csv", data.train, with_poisoned=True)
+    summary = {"dataset": experiment.dataset, "train_size": experiment.train_size, "seed": experiment.seed,
+               "attack": to_dict(experiment.attack), "poisoned_rows": sum(e.poisoned for e in data.train)}  # fmt: skip
+    write_json(out / "poison.json", summary)
+    print(f"poisoned {summary['poisoned_rows']} of {len(data.train)} training rows → {out}")
+
+
+def command_train(args: argparse.Namespace) -> None:
+    from modfit.experiment import resolve, run
+    from modfit.output import write_run
+
+    experiment = resolve(settings_from_args(args))
+    result = run(experiment, progress=not args.quiet)
+    write_run(result, args.out, save_model=args.save_model)
+    m = result.metrics()
+    subset = f" (evaluated on a {m['eval_subset']}-row subset)" if m["eval_subset"] else ""
+    print(
+        f"{experiment.defence}: CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  (floor {m['asr_floor']:.4f})  "
+        f"dev {m['dev_acc']:.4f}  trainable {m['trainable_params']:,}  {m['seconds']:.0f}s{subset} → {args.out}"
+    )
+
+
+def command_demo(args: argparse.Namespace) -> None:
+    from modfit.demo import run_demo
+
+    print(run_demo(args.out, train_size=args.train_size, progress=not args.quiet))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"poison": command_poison, "train": command_train, "demo": command_demo}
+    try:
+        handlers[args.command](args)
+    except ModfitError as err:
+        print(f"modfit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Typed, frozen configuration records, parsed once at the edge and round-tripped through JSON/YAML.
+
+Every record is a frozen dataclass; `from_dict` validates keys and types with a message that names
+the offending key, and `to_dict` gives plain data for `config.json` and the grid's store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from modfit.errors import ModfitError
+
+C = TypeVar("C")
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, Mapping):
+            raise ModfitError(f"{where} must be a mapping, got {value!r}")
+        return from_dict(annotation, value, where)
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation is bool and isinstance(value, bool):
+        return value
+    if annotation is str and isinstance(value, str):
+        return value
+    if origin in (dict, Mapping) or annotation in (dict, Mapping):
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise ModfitError(f"{where} must be a mapping, got {value!r}")
+    if origin is tuple:
+        if isinstance(value, list | tuple):
+            return tuple(value)
+        raise ModfitError(f"{where} must be a list, got {value!r}")
+    if annotation is Any:
+        return value
+    name = getattr(annotation, "__name__", str(annotation))
+    raise ModfitError(f"{where} must be {name}, got {value!r}")
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C:
+    """Build a config record from plain data; unknown keys and wrong types are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ModfitError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(names))}")
+    values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    record = cls(**values)
+    validate = getattr(record, "validate", None)
+    if validate:
+        validate()
+    return record
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    return dataclasses.asdict(record)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge plain dicts: `override` wins, nested mappings merge key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ModfitError(message)
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """How the training data is poisoned (DESIGN.md §1)."""
+
+    name: str = "badnet"
+    mode: str = "dirty"
+    rate: float = 0.1
+    target: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _check(self.mode in ("dirty", "clean", "mix"), f"attack mode {self.mode!r}: use dirty, clean or mix")
+        _check(0.0 <= self.rate <= 1.0, f"poison rate {self.rate}: use a share between 0 and 1, e.g. 0.1")
+        _check(self.target >= 0, f"target label {self.target}: use a label index >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The victim encoder. `name=None` is the packaged MiniLM; `pooling=None` picks per model."""
+
+    name: str | None = None
+    pooling: str | None = None
+    max_length: int = 64
+
+    def validate(self) -> None:
+        _check(self.pooling in (None, "cls", "mean"), f"pooling {self.pooling!r}: use cls or mean")
+        _check(self.max_length >= 8, f"max_length {self.max_length}: use at least 8 tokens")
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Which parameters adapt and how they are produced (`full`, `head`, and the PEFT methods)."""
+
+    method: str = "full"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop's settings. `epochs` may be fractional; `eval_every=0` picks ~8 points."""
+
+    epochs: float = 3.0
+    lr: float = 2e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    eval_every: int = 0
+    eval_size: int | None = None
+    select: str = "last"
+
+    def validate(self) -> None:
+        _check(self.epochs > 0, f"epochs {self.epochs}: use a positive number (fractions allowed)")
+        _check(self.lr > 0, f"lr {self.lr}: use a positive learning rate, e.g. 2e-5")
+        _check(self.batch_size >= 1, f"batch_size {self.batch_size}: use at least 1")
+        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio {self.warmup_ratio}: use a share in [0, 1)")
+        _check(self.eval_every >= 0, f"eval_every {self.eval_every}: use steps >= 0 (0 = automatic)")
+        _check(self.eval_size is None or self.eval_size > 0, "eval_size: use a positive row count")
+        _check(self.select in ("last", "best-dev"), f"select {self.select!r}: use last or best-dev")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One run: dataset, attack, defence, model and training settings, and the seed for everything."""
+
+    dataset: str = "sst2"
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    defence: str = "none"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train_size: int | None = None
+    poison_test: str | None = None
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(self.train_size is None or self.train_size > 0, "train_size: use a positive row count")

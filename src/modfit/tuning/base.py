@@ -1,0 +1,26 @@
+"""Which parameters adapt and how they are produced.
+
+A tuning method takes the victim `Classifier` and returns a module with the same call signature
+(token tensors in, logits out) whose trainable parameters are exactly the ones the method adapts.
+The training loop only ever sees `parameters()` with `requires_grad`, so a new method never touches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from modfit.registry import Registry
+
+TuningMethod = Callable[[nn.Module, dict[str, Any]], nn.Module]
+TUNING: Registry[TuningMethod] = Registry("tuning method")
+
+
+def apply_tuning(model: nn.Module, method: str, options: dict[str, Any]) -> nn.Module:
+    return TUNING.get(method)(model, dict(options))
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
