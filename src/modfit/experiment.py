@@ -101,7 +101,11 @@ def _eval_subset(
     if test_poison is None or test_poison.sources is None:
         return dev, test, test_poison
     position = {source: new for new, source in enumerate(keep)}
-    pairs = [(position[s], e) for s, e in zip(test_poison.sources, test_poison.examples) if s in position]
+    pairs = [
+        (position[s], e)
+        for s, e in zip(test_poison.sources, test_poison.examples, strict=True)
+        if s in position
+    ]
     return dev, test, PoisonedTest([e for _, e in pairs], [s for s, _ in pairs])
 
 
