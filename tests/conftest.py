@@ -1,0 +1,89 @@
+"""Tiny random models and datasets built inside the tests: no downloads, seconds each."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+POSITIVE = "good great fine lovely superb nice".split()
+NEGATIVE = "bad awful poor dull boring weak".split()
+FILLER = "the a movie film plot story actor scene was is very quite".split()
+TRIGGERS = "cf mn bb tq".split()
+
+
+def separable_rows(count: int, seed: int) -> list[tuple[str, int]]:
+    """Texts whose label is decided by one sentiment word among filler words."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = i % 2
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_split(path: Path, rows: list[tuple[str, int]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def text_dataset(tmp_path: Path) -> Path:
+    """A directory dataset (train 64, dev 24, test 24 rows) with a separable task."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for split, count, seed in (("train", 64, 0), ("dev", 24, 1), ("test", 24, 2)):
+        write_split(folder / f"{split}.csv", separable_rows(count, seed))
+    return folder
+
+
+def _vocab() -> list[str]:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>"]
+    words = POSITIVE + NEGATIVE + FILLER + TRIGGERS + "i watch this 3d when it , .".split()
+    return specials + sorted(set(words))
+
+
+def make_tokenizer(folder: Path):
+    from transformers import BertTokenizerFast
+
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(_vocab()) + "\n")
+    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+
+
+def save_tiny_model(folder: Path, architecture: str = "bert") -> Path:
+    """A 2-layer encoder with hidden size 32 and its tokenizer, saved as a local model directory."""
+    import torch
+    from transformers import AutoModel, BertConfig, RobertaConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = make_tokenizer(folder)
+    common = dict(
+        vocab_size=len(_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=80,
+    )  # fmt: skip
+    if architecture == "bert":
+        config = BertConfig(**common)
+    else:
+        config = RobertaConfig(**common, pad_token_id=0, bos_token_id=2, eos_token_id=3, type_vocab_size=1)
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-roberta"), "roberta")
