@@ -14,6 +14,14 @@ FILLER = "the a movie film plot story actor scene was is very quite".split()
 TRIGGERS = "cf mn bb tq".split()
 
 
+def pytest_configure(config) -> None:
+    """One torch thread: the test machine's cores are shared, and two contending threads run the tiny
+    models about a hundred times slower than one (measured: 45 s instead of 0.4 s for 48 steps)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def separable_rows(count: int, seed: int) -> list[tuple[str, int]]:
     """Texts whose label is decided by one sentiment word among filler words."""
     rng = random.Random(seed)
@@ -55,7 +63,7 @@ def make_tokenizer(folder: Path):
 
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(_vocab()) + "\n")
-    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    return BertTokenizerFast(vocab=str(vocab), do_lower_case=True)
 
 
 def save_tiny_model(folder: Path, architecture: str = "bert") -> Path:
