@@ -60,12 +60,24 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
                 reader = csv.DictReader(handle, delimiter="," if fmt == "csv" else "\t")
                 for number, record in enumerate(reader, start=2):
                     yield number, record
-    except UnicodeDecodeError as err:
-        raise ModfitError(
-            f"{path}: bytes at offset {err.start} are not UTF-8; re-save the file as UTF-8"
-        ) from None
+    except UnicodeDecodeError:
+        raise ModfitError(f"{path} {_undecodable(path)} are not UTF-8; re-save the file as UTF-8") from None
     except FileNotFoundError:
         raise ModfitError(f"{path}: no such file") from None
+
+
+def _undecodable(path: Path) -> str:
+    """Where the first non-UTF-8 bytes are, counted in the whole file.
+
+    The decoding error raised while reading gives an offset inside the chunk being decoded, not the file.
+    """
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        return f"line {line}: bytes at offset {err.start}"
+    return "bytes"
 
 
 def read_examples(
@@ -95,9 +107,12 @@ def read_examples(
 
 def _label(raw: object, where: str, num_labels: int | None) -> int:
     try:
-        label = int(str(raw).strip())
-        if isinstance(raw, float) and raw != label:
-            raise ValueError
+        if isinstance(raw, float):  # JSON may write 1.0; an integral float is an integer label
+            if not raw.is_integer():
+                raise ValueError
+            label = int(raw)
+        else:
+            label = int(str(raw).strip())
     except ValueError:
         raise ModfitError(f"{where}: label {raw!r} is not an integer; write labels as 0, 1, ...") from None
     if label < 0 or (num_labels is not None and label >= num_labels):
