@@ -30,10 +30,12 @@ class BadNetTrigger:
 @ATTACKS.register("badnet")
 def badnet(options: dict[str, Any], dataset_folder: Path | None) -> BadNetTrigger:
     words = options.pop("triggers", DEFAULT_WORDS)
-    words = tuple(words.split() if isinstance(words, str) else words)
-    num_triggers = int(options.pop("num_triggers", 1))
+    words = tuple(str(w) for w in (words.split() if isinstance(words, str) else words))
+    num_triggers = options.pop("num_triggers", 1)
     if options:
         raise ModfitError(f"badnet: unknown option {sorted(options)[0]!r}; use triggers, num_triggers")
+    if isinstance(num_triggers, bool) or not isinstance(num_triggers, int):
+        raise ModfitError(f"badnet: num_triggers {num_triggers!r} is not a whole number; use e.g. 1 or 3")
     if not words or num_triggers < 1:
         raise ModfitError("badnet: give at least one trigger word and num_triggers >= 1")
     return BadNetTrigger(words, num_triggers)
