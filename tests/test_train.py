@@ -294,3 +294,16 @@ def test_the_evaluation_subset_keeps_poisoned_rows_aligned_with_their_sources():
     assert test_subset == [e for e in test if e in test_subset]  # order kept
 
     assert _eval_subset(data, None, seed=3) == (splits.dev, test, data.test_poison)
+
+
+@pytest.mark.parametrize("architecture", ["tiny_bert", "tiny_roberta"])
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_run_learns_on_bert_and_roberta_with_either_pooling(request, text_dataset, architecture, pooling):
+    folder = request.getfixturevalue(architecture)
+    base = experiment(text_dataset, folder, epochs=4, eval_every=8)
+    result = run(
+        dataclasses.replace(base, model=ModelConfig(str(folder), pooling, MAX_LENGTH)), progress=False
+    )
+    assert [p.step for p in result.history] == [0, 8, 16, 24, 32]
+    assert result.history[-1].train_loss < result.history[1].train_loss
+    assert result.final.cacc >= 0.8  # chance is 0.5
