@@ -29,13 +29,19 @@ class EvalPoint:
 
 @dataclass
 class TrainState:
-    """What callbacks see and may change (`stop`) after every optimisation step."""
+    """What callbacks see and may change (`stop`) after every optimisation step.
+
+    `batch_rows` and `batch_row_losses` are the training rows of the step just taken and their losses
+    before the update, so per-row dynamics cost no extra forward pass.
+    """
 
     model: torch.nn.Module
     step: int
     total_steps: int
     steps_per_epoch: int
     losses: list[float] = field(default_factory=list)
+    batch_rows: list[int] = field(default_factory=list)
+    batch_row_losses: list[float] = field(default_factory=list)
     history: list[EvalPoint] = field(default_factory=list)
     stop: bool = False
 
@@ -86,8 +92,10 @@ def fit(
         for callback in callbacks:
             callback.on_step(state)  # step 0: the model before any update
         while state.step < total_steps and not state.stop:
-            inputs, labels = train.batch(next(batches), device)
-            loss = cross_entropy(model(**inputs), labels)
+            rows = next(batches)
+            inputs, labels = train.batch(rows, device)
+            row_losses = cross_entropy(model(**inputs), labels, reduction="none")
+            loss = row_losses.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.max_grad_norm > 0:
@@ -96,6 +104,7 @@ def fit(
             scheduler.step()
             state.step += 1
             state.losses.append(loss.item())
+            state.batch_rows, state.batch_row_losses = rows, row_losses.detach().tolist()
             for callback in callbacks:
                 callback.on_step(state)
         for callback in callbacks:
