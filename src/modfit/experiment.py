@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from modfit.callbacks import Evaluate, KeepBestDev, Progress
 from modfit.config import Experiment, from_dict, merge
 from modfit.data import Example, Splits, dataset_dir, load_dataset, read_examples, subsample
 from modfit.defences import DEFENCES
-from modfit.encoding import encode
+from modfit.encoding import Encoded, encode
 from modfit.errors import ModfitError
 from modfit.evaluate import EvalSet
 from modfit.model import load_classifier
@@ -114,8 +114,14 @@ def run(
     progress: bool = True,
     extra_callbacks: Sequence[object] = (),
     data: PoisonedData | None = None,
+    encoder: Callable[[list[Example], Any, int], Encoded] | None = None,
 ) -> RunResult:
-    """Run one experiment and return its history, final scores and the trained model."""
+    """Run one experiment and return its history, final scores and the trained model.
+
+    `encoder(rows, tokenizer, max_length)` tokenises; by default `encode`. A grid passes a cache
+    shared across runs so that each dataset is tokenised once per study.
+    """
+    encoder = encoder or encode
     started = time.perf_counter()
     data = data or prepare_data(experiment)
     model, tokenizer = load_classifier(experiment.model, data.splits.num_labels, experiment.seed)
@@ -125,13 +131,13 @@ def run(
     max_length = experiment.model.max_length
     dev, test, test_poison = _eval_subset(data, config.eval_size, experiment.seed)
     eval_set = EvalSet(
-        dev=encode(dev, tokenizer, max_length),
-        test=encode(test, tokenizer, max_length),
-        poison=encode(test_poison.examples, tokenizer, max_length) if test_poison else None,
+        dev=encoder(dev, tokenizer, max_length),
+        test=encoder(test, tokenizer, max_length),
+        poison=encoder(test_poison.examples, tokenizer, max_length) if test_poison else None,
         sources=test_poison.sources if test_poison else None,
         target=data.target,
     )
-    train = encode(data.train, tokenizer, max_length)
+    train = encoder(data.train, tokenizer, max_length)
     _, total_steps = plan_steps(len(train), config)
     every = config.eval_every or max(1, total_steps // AUTO_EVAL_POINTS)
     callbacks: list[object] = [Evaluate(eval_set, every)]
