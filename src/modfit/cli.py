@@ -150,7 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-size", type=int, default=None, help="training rows (default: the demo's subset)"
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_study_commands(commands)
     return parser
+
+
+def _add_study_commands(commands) -> None:
+    grid = commands.add_parser("grid", help="run every cell of a study spec into a resumable SQLite store")
+    grid.add_argument("spec", help="study spec (YAML): datasets, attacks, defences, rates, modes, seeds")
+    grid.add_argument("--store", required=True, help="the study's SQLite file; rerun to resume")
+    grid.add_argument("--train-size", type=int, help="override the spec's train_size for every cell")
+    grid.add_argument("--eval-size", type=int, help="override the spec's eval_size for every cell")
+    grid.add_argument("--skip-failed", action="store_true", help="leave failed cells failed (default: retry)")
+    grid.add_argument("--dry-run", action="store_true", help="list the cells and their status; run nothing")
+    grid.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def command_poison(args: argparse.Namespace) -> None:
@@ -194,15 +206,48 @@ def command_demo(args: argparse.Namespace) -> None:
     print(run_demo(args.out, train_size=args.train_size, progress=not args.quiet))
 
 
+def command_grid(args: argparse.Namespace) -> int:
+    from modfit.grid import expand, read_spec, run_grid
+    from modfit.store import open_store
+
+    overrides = {
+        k: v for k, v in (("train_size", args.train_size), ("eval_size", args.eval_size)) if v is not None
+    }
+    spec = read_spec(args.spec, overrides)
+    cells = expand(spec)
+    if args.dry_run:
+        statuses = {}
+        if Path(args.store).is_file():
+            with open_store(args.store) as store:
+                statuses = store.statuses()
+        for cell in cells:
+            print(f"{statuses.get(cell.hash, 'new'):8} {cell.hash[:12]}  {cell.coordinates.describe()}")
+        print(f"{len(cells)} cells, {len({c.hash for c in cells})} distinct")
+        return 0
+    with open_store(args.store, create=True) as store:
+        store.set_meta("name", spec.name)
+        store.set_meta("spec", Path(args.spec).read_text(encoding="utf-8"))
+        summary = run_grid(cells, store, progress=not args.quiet, retry_failed=not args.skip_failed)
+    print(f"{spec.name}: {summary.describe()} → {args.store}")
+    if summary.failed:
+        print(
+            f"{len(summary.failed)} cell(s) failed; their errors are in the store and the report",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"poison": command_poison, "train": command_train, "demo": command_demo}
+    handlers = {"poison": command_poison, "train": command_train, "demo": command_demo,
+                "grid": command_grid}  # fmt: skip
     try:
-        handlers[args.command](args)
+        code = handlers[args.command](args)
     except ModfitError as err:
         print(f"modfit {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

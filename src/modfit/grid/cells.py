@@ -1,0 +1,130 @@
+"""A study's cells: the cross product of its axes, less the excluded ones, each a resolved `Experiment`.
+
+A cell is identified by a hash of its fully resolved config (canonical JSON: sorted keys, no spaces),
+so the same experiment reached twice — two spec entries, or a rerun of the spec — runs once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modfit.config import Experiment, merge, to_dict
+from modfit.errors import ModfitError
+from modfit.experiment import resolve
+from modfit.grid.spec import StudySpec
+from modfit.representations import RepresentationOptions
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    """Where a cell sits in the study, as the report labels it."""
+
+    dataset: str
+    attack: str
+    defence: str
+    rate: float
+    mode: str
+    seed: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.dataset} · {self.attack} · {self.defence} · {self.mode} {self.rate:g} · seed {self.seed}"
+        )
+
+
+@dataclass(frozen=True)
+class Cell:
+    coordinates: Coordinates
+    experiment: Experiment
+    representations: RepresentationOptions | None = None
+
+    def config(self) -> dict[str, Any]:
+        """Everything that decides what the cell computes and records."""
+        return {
+            "experiment": to_dict(self.experiment),
+            "representations": to_dict(self.representations) if self.representations else None,
+        }
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.config())
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def config_hash(config: Any) -> str:
+    """A hash that does not depend on key order (sha256 of the canonical JSON)."""
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+
+
+def dataset_labels(datasets: tuple[str, ...]) -> dict[str, str]:
+    """Short names for the report: a directory's own name, unless two directories share it."""
+    short = {d: Path(d).name if ("/" in d or "\\" in d) else d for d in datasets}
+    if len(set(short.values())) < len(short):
+        return {d: d for d in datasets}
+    return short
+
+
+def matches(coordinates: Coordinates, pattern: dict[str, Any]) -> bool:
+    """Every key of `pattern` matches: a value, or a list of values."""
+    for key, wanted in pattern.items():
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if getattr(coordinates, key) not in options:
+            return False
+    return True
+
+
+def _settings(spec: StudySpec, defence: Any, coordinates: Coordinates, dataset: str, attack: Any) -> dict:
+    from modfit.defences import DEFENCES
+
+    settings = merge(merge(spec.shared, DEFENCES.get(defence.preset)), defence.settings)
+    cell = {
+        "dataset": dataset,
+        "defence": defence.preset,
+        "seed": coordinates.seed,
+        "attack": {"name": attack.name, "options": dict(attack.options)},
+    }
+    if attack.name != "none":  # rate and mode mean nothing without an attack: one clean cell for all
+        cell["attack"].update(rate=coordinates.rate, mode=coordinates.mode)
+    return merge(settings, cell)
+
+
+def expand(spec: StudySpec) -> list[Cell]:
+    """Every cell, in run order: dataset, seed, attack, rate, mode, then defence innermost, so that a
+    dataset's cells run together (its tokens are cached) and cells sharing poisoned data follow each
+    other."""
+    labels = dataset_labels(spec.datasets)
+    cells: list[Cell] = []
+    used = [False] * len(spec.exclude)
+    for dataset, seed, attack, rate, mode, defence in itertools.product(
+        spec.datasets, spec.seeds, spec.attacks, spec.rates, spec.modes, spec.defences
+    ):
+        coordinates = Coordinates(labels[dataset], attack.display, defence.name, rate, mode, seed)
+        excluded = [i for i, pattern in enumerate(spec.exclude) if matches(coordinates, pattern)]
+        for i in excluded:
+            used[i] = True
+        if excluded:
+            continue
+        try:
+            experiment = resolve(_settings(spec, defence, coordinates, dataset, attack))
+        except ModfitError as err:
+            raise ModfitError(f"{spec.name}: cell {coordinates.describe()}: {err}") from None
+        wants_map = spec.representations is not None and (
+            not spec.representations_for or any(matches(coordinates, p) for p in spec.representations_for)
+        )
+        cells.append(Cell(coordinates, experiment, spec.representations if wants_map else None))
+    unused = [i for i, u in enumerate(used) if not u]
+    if unused:
+        raise ModfitError(
+            f"{spec.name}: exclude[{unused[0]}] {spec.exclude[unused[0]]} matches no cell; check its spelling"
+        )
+    if not cells:
+        raise ModfitError(f"{spec.name}: every cell is excluded; nothing to run")
+    return cells

@@ -1,0 +1,150 @@
+"""Run a study's cells into its store: finished cells are skipped, a failing cell is recorded and the
+grid goes on, and identical cells run once."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from modfit.grid.cells import Cell
+from modfit.grid.reuse import PreparedData, TokenCache, Tokenizers
+from modfit.representations import Representations, sample_rows
+from modfit.store import CellOutcome, Store
+
+CellCallbacks = Callable[[Cell], Sequence[object]]
+
+
+@dataclass(frozen=True)
+class GridSummary:
+    cells: int
+    distinct: int
+    already_done: int
+    ran: int
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        return (
+            f"{self.cells} cells ({self.distinct} distinct): {self.already_done} done before, "
+            f"{self.ran} ran{failed} in {self.seconds:.0f}s"
+        )
+
+
+def _number(value: object) -> str:
+    return "n/a" if not isinstance(value, float) or math.isnan(value) else f"{value:.3f}"
+
+
+def summary_line(cell: Cell, outcome: CellOutcome) -> str:
+    m = outcome.metrics
+    return (
+        f"done {cell.coordinates.describe()}: CACC {_number(m['cacc'])}  ASR {_number(m['asr'])} "
+        f"(floor {_number(m['asr_floor'])})  trainable {outcome.trainable_params:,}  {outcome.seconds:.0f}s"
+    )
+
+
+class GridRun:
+    """The caches one grid run shares across its cells (constructing it does nothing else)."""
+
+    def __init__(self, store: Store, progress: bool = True, callbacks: CellCallbacks | None = None) -> None:
+        self.store = store
+        self.progress = progress
+        self.callbacks = callbacks
+        self.data = PreparedData()
+        self.tokens = TokenCache()
+        self.tokenizers = Tokenizers()
+        self.dataset: str | None = None
+
+    def run_cell(self, cell: Cell) -> CellOutcome:
+        from modfit.experiment import run
+
+        experiment = cell.experiment
+        if experiment.dataset != self.dataset:  # cells arrive grouped by dataset: keep one dataset's tokens
+            self.tokens.clear()
+            self.dataset = experiment.dataset
+        data = self.data.get(experiment)
+        extra = list(self.callbacks(cell)) if self.callbacks else []
+        recorder = self._recorder(cell, data.train) if cell.representations else None
+        if recorder:
+            extra.append(recorder)
+        result = run(
+            experiment, progress=self.progress, extra_callbacks=extra, data=data, encoder=self.tokens.encode
+        )
+        return CellOutcome(
+            metrics=result.metrics(),
+            history=[asdict(p) for p in result.history],
+            trainable_params=result.trainable_params,
+            seconds=result.seconds,
+            snapshots=recorder.snapshots if recorder else [],
+            note=recorder.note if recorder else None,
+        )
+
+    def _recorder(self, cell: Cell, train: list) -> Representations:
+        options = cell.representations
+        chosen = sample_rows(train, options.sample, cell.experiment.seed)
+        rows = [train[i] for i in chosen]
+        tokenizer = self.tokenizers.get(cell.experiment.model)
+        encoded = self.tokens.encode(rows, tokenizer, cell.experiment.model.max_length)
+        return Representations(encoded, [e.poisoned for e in rows], options.checkpoints)
+
+
+def run_grid(
+    cells: Sequence[Cell],
+    store: Store,
+    progress: bool = True,
+    retry_failed: bool = True,
+    callbacks: CellCallbacks | None = None,
+    log: Callable[[str], None] | None = None,
+) -> GridSummary:
+    """Run every cell the store does not hold as done (and, with `retry_failed`, the failed ones).
+
+    `callbacks(cell)` gives extra training-loop callbacks per cell; `log` receives one line per
+    finished or failed cell (default: printed above the progress bars).
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    synced = store.sync(cells)
+    statuses = store.statuses()
+    distinct: dict[str, Cell] = {}
+    for cell in cells:
+        distinct.setdefault(cell.hash, cell)
+    skip = {"done"} if retry_failed else {"done", "failed"}
+    todo = [(h, c) for h, c in distinct.items() if statuses.get(h) not in skip]
+    already = sum(statuses.get(h) == "done" for h in distinct)
+    bar = tqdm(
+        total=len(distinct), initial=len(distinct) - len(todo), desc="grid", unit="cell", disable=not progress
+    )
+    write = log or (tqdm.write if progress else print)
+    grid = GridRun(store, progress, callbacks)
+    ran, failed = 0, []
+    try:
+        for digest, cell in todo:
+            bar.set_postfix_str(cell.coordinates.describe(), refresh=True)
+            if not store.claim(digest):
+                bar.update(1)
+                continue
+            try:
+                outcome = grid.run_cell(cell)
+            except Exception as err:  # a failing cell is recorded; the grid goes on
+                message = f"{type(err).__name__}: {err}".splitlines()[0]
+                store.fail(digest, message, traceback.format_exc())
+                failed.append(digest)
+                write(f"failed {cell.coordinates.describe()}: {message}")
+            except BaseException:
+                store.release(digest)  # interrupted (Ctrl-C): not a failure, run it next time
+                raise
+            else:
+                store.finish(digest, outcome)
+                ran += 1
+                write(summary_line(cell, outcome))
+            bar.update(1)
+    finally:
+        bar.close()
+    return GridSummary(
+        cells=synced.cells, distinct=synced.distinct, already_done=already, ran=ran, failed=failed,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
