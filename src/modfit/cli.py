@@ -164,6 +164,15 @@ def _add_study_commands(commands) -> None:
     grid.add_argument("--dry-run", action="store_true", help="list the cells and their status; run nothing")
     grid.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    report = commands.add_parser("report", help="tables, dynamics, rate curves and maps from a study store")
+    report.add_argument("store", help="the study's SQLite file (may be read while a grid writes it)")
+    report.add_argument("--out", required=True, help="folder for report.md, report.html and the PNGs")
+    report.add_argument(
+        "--projection", choices=["auto", "pca", "tsne"], default="auto",
+        help="representation maps: t-SNE when scikit-learn is installed (auto), or PCA",
+    )  # fmt: skip
+    report.add_argument("--title", help="report title (default: the study's name)")
+
 
 def command_poison(args: argparse.Namespace) -> None:
     from modfit.config import to_dict
@@ -238,10 +247,25 @@ def command_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_report(args: argparse.Namespace) -> None:
+    from modfit.report.document import write_report
+    from modfit.report.study import ReportOptions, build_report
+    from modfit.store import open_store
+
+    with open_store(args.store) as store:
+        cells, meta = store.cells(), store.meta()
+        document = build_report(cells, store.snapshots, ReportOptions(args.projection, args.title), meta)
+    write_report(document, args.out)
+    done = len({c.hash for c in cells if c.status == "done"})
+    print(
+        f"report of {len(cells)} cells ({done} distinct runs done) → {Path(args.out) / 'report.md'}, report.html"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"poison": command_poison, "train": command_train, "demo": command_demo,
-                "grid": command_grid}  # fmt: skip
+                "grid": command_grid, "report": command_report}  # fmt: skip
     try:
         code = handlers[args.command](args)
     except ModfitError as err:
