@@ -11,7 +11,7 @@ from modfit.config import AttackConfig, Experiment
 from modfit.errors import ModfitError
 from modfit.grid import Cell, Coordinates
 from modfit.representations import RepresentationSnapshot
-from modfit.store import CellOutcome, open_store
+from modfit.store import CellOutcome, exclusive_writer, open_store
 
 
 def make_cell(seed: int = 0, defence: str = "none") -> Cell:
@@ -92,3 +92,13 @@ def test_opening_what_is_not_a_store_is_one_line(tmp_path):
     junk.write_text("not a database at all, just text " * 100)
     with pytest.raises(ModfitError, match="not a modfit study store"):
         open_store(junk)
+
+
+def test_one_grid_at_a_time_runs_a_store(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with exclusive_writer(path):
+        with pytest.raises(ModfitError, match=r"a grid is already running on this store \(pid \d+\)"):
+            with exclusive_writer(path):
+                pass
+    with exclusive_writer(path):  # released when the first grid ends
+        pass

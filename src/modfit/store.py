@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -276,6 +277,35 @@ class Store:
             )
             for step, count, dim, blob, labels, poisoned in rows
         ]
+
+
+@contextmanager
+def exclusive_writer(path: str | Path) -> Iterator[None]:
+    """Held by the one grid that runs a store's cells: a second grid would redo the first's running
+    cell. An OS lock on `PATH.lock`, released by the OS even after `kill -9` (none on Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one grid per store is then up to the user
+        yield
+        return
+    lock_path = Path(f"{path}.lock")
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ModfitError(
+                f"{path}: a grid is already running on this store ({holder}); wait for it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_store(path: str | Path, create: bool = False) -> Store:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from modfit.grid.cells import Cell
 from modfit.grid.reuse import PreparedData, TokenCache, Tokenizers
 from modfit.representations import Representations, sample_rows
-from modfit.store import CellOutcome, Store
+from modfit.store import CellOutcome, Store, exclusive_writer
 
 CellCallbacks = Callable[[Cell], Sequence[object]]
 
@@ -102,8 +102,21 @@ def run_grid(
     """Run every cell the store does not hold as done (and, with `retry_failed`, the failed ones).
 
     `callbacks(cell)` gives extra training-loop callbacks per cell; `log` receives one line per
-    finished or failed cell (default: printed above the progress bars).
+    finished or failed cell (default: printed above the progress bars). One grid at a time may run a
+    store's cells; a second one stops with an error.
     """
+    with exclusive_writer(store.path):
+        return _run_cells(cells, store, progress, retry_failed, callbacks, log)
+
+
+def _run_cells(
+    cells: Sequence[Cell],
+    store: Store,
+    progress: bool,
+    retry_failed: bool,
+    callbacks: CellCallbacks | None,
+    log: Callable[[str], None] | None,
+) -> GridSummary:
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
