@@ -83,6 +83,7 @@ def test_spec_expands_the_cross_product_less_the_excluded_cells():
         ({"exclude": [{"attack": "addsent"}]}, "exclude[0] {'attack': 'addsent'} matches no cell"),
         ({"exclude": [{"atack": "badnet"}]}, "exclude[0]: unknown key 'atack'"),
         ({"train": {"epoch": 1}}, "unknown key 'epoch'"),
+        ({"train": 3, "eval_size": 10}, "'train' must be a mapping"),
         ({"exclude": [{"attack": "badnet"}]}, "every cell is excluded"),
     ],
 )

@@ -164,8 +164,11 @@ def _representations(value: Any, where: str) -> tuple[RepresentationOptions | No
     return from_dict(RepresentationOptions, options, f"{where}: representations"), cells
 
 
-def _shared(data: Mapping[str, Any]) -> dict[str, Any]:
+def _shared(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The settings every cell shares, in the shape of `Experiment` (shortcuts expanded)."""
+    for key in ("model", "train", "tuning"):
+        if key in data and not isinstance(data[key], Mapping):
+            raise ModfitError(f"{where}: {key!r} must be a mapping of settings, got {data[key]!r}")
     shared = {k: data[k] for k in ("model", "train", "tuning", "train_size", "poison_test") if k in data}
     if "target" in data:
         shared["attack"] = {"target": data["target"]}
@@ -211,7 +214,7 @@ def parse_spec(data: Any, source: str = "spec") -> StudySpec:
         rates=_typed(_axis(data, "rate", source), float, "rates", source),
         modes=modes,
         seeds=_typed(_axis(data, "seed", source), int, "seeds", source),
-        shared=_shared(data),
+        shared=_shared(data, source),
         exclude=_matchers(data["exclude"], "exclude", source) if "exclude" in data else (),
         representations=representations,
         representations_for=representations_for,
