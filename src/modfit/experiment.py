@@ -20,7 +20,7 @@ from modfit.errors import ModfitError
 from modfit.evaluate import EvalSet
 from modfit.model import load_classifier
 from modfit.train import EvalPoint, fit, plan_steps
-from modfit.tuning import apply_tuning, count_trainable
+from modfit.tuning import apply_tuning, count_generated, count_trainable
 
 AUTO_EVAL_POINTS = 8
 
@@ -49,13 +49,15 @@ class RunResult:
     eval_subset: int | None
     model: torch.nn.Module
     tokenizer: Any
+    generated_params: int = 0
 
     def metrics(self) -> dict[str, Any]:
         f = self.final
         return {
             "cacc": f.cacc, "asr": f.asr, "asr_floor": f.asr_floor, "dev_acc": f.dev_acc,
             "step": f.step, "epoch": f.epoch, "trainable_params": self.trainable_params,
-            "seconds": round(self.seconds, 2), "eval_subset": self.eval_subset,
+            "generated_params": self.generated_params, "seconds": round(self.seconds, 2),
+            "eval_subset": self.eval_subset,
         }  # fmt: skip
 
 
@@ -125,7 +127,7 @@ def run(
     started = time.perf_counter()
     data = data or prepare_data(experiment)
     model, tokenizer = load_classifier(experiment.model, data.splits.num_labels, experiment.seed)
-    model = apply_tuning(model, experiment.tuning.method, experiment.tuning.options)
+    model = apply_tuning(model, experiment.tuning.method, experiment.tuning.options, experiment.seed)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     config = experiment.train
     max_length = experiment.model.max_length
@@ -159,4 +161,5 @@ def run(
         else None,
         model=model,
         tokenizer=tokenizer,
+        generated_params=count_generated(model),
     )

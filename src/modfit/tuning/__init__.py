@@ -1,6 +1,7 @@
 """Tuning methods: importing this package registers every implementation."""
 
-from modfit.tuning import full  # noqa: F401  (registration)
-from modfit.tuning.base import TUNING, apply_tuning, count_trainable
+from modfit.tuning import adapter, full, lora, prefix  # noqa: F401  (registration)
+from modfit.tuning.base import TUNING, apply_tuning, count_generated, count_trainable
+from modfit.tuning.tuned import TunedClassifier, load_model
 
-__all__ = ["TUNING", "apply_tuning", "count_trainable"]
+__all__ = ["TUNING", "TunedClassifier", "apply_tuning", "count_generated", "count_trainable", "load_model"]

@@ -10,17 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from modfit.registry import Registry
+from modfit.tuning.reparam import Generator
 
 TuningMethod = Callable[[nn.Module, dict[str, Any]], nn.Module]
 TUNING: Registry[TuningMethod] = Registry("tuning method")
 
 
-def apply_tuning(model: nn.Module, method: str, options: dict[str, Any]) -> nn.Module:
-    return TUNING.get(method)(model, dict(options))
+def apply_tuning(model: nn.Module, method: str, options: dict[str, Any], seed: int = 0) -> nn.Module:
+    """The method applied to `model`; the new tensors' initialisation follows `seed` only."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return TUNING.get(method)(model, dict(options))
 
 
 def count_trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_generated(model: nn.Module) -> int:
+    """Tensor elements that reparameterization networks produce on each forward pass (0 without)."""
+    return sum(m.num_generated for m in model.modules() if isinstance(m, Generator))

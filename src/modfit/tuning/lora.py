@@ -1,0 +1,69 @@
+"""`lora`: low-rank updates W + (alpha/r)·B·A on chosen linear layers, placed by peft.
+
+peft does what it does well here: it finds the target modules, wraps them in its LoRA layers and
+later folds B·A into the base weight for export. modfit adds the reparameterized variant
+(DESIGN.md §2): one generator produces every A and the classifier head, a second one whose `e`
+starts at zero produces every B, so at initialisation every B is exactly zero and the model is the
+frozen backbone plus the generated head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from modfit.errors import ModfitError
+from modfit.tuning.base import TUNING
+from modfit.tuning.reparam import ReparamConfig
+from modfit.tuning.tuned import TunedClassifier, build, make_generator, parse_options
+
+HEAD = ["head.weight", "head.bias"]
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("query", "value")
+    reparam: ReparamConfig | None = None
+
+    def validate(self) -> None:
+        if self.rank < 1:
+            raise ModfitError(f"lora rank {self.rank}: use at least 1 (the paper uses 8)")
+        if not 0 <= self.dropout < 1:
+            raise ModfitError(f"lora dropout {self.dropout}: use a probability in [0, 1)")
+        if not self.target_modules:
+            raise ModfitError("lora target_modules: name at least one linear layer, e.g. [query, value]")
+
+
+@TUNING.register("lora")
+def lora(model: nn.Module, options: dict[str, Any]) -> TunedClassifier:
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = parse_options(LoraOptions, options, "lora")
+    peft_config = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.target_modules),
+    )
+    try:
+        inject_adapter_in_model(peft_config, model.encoder)
+    except ValueError as err:
+        raise ModfitError(
+            f"lora: cannot place LoRA on {list(config.target_modules)} in {type(model.encoder).__name__} "
+            f"({str(err).splitlines()[0]}); name its linear layers, e.g. target_modules=[query, value]"
+        ) from None
+    names = [name for name, _ in model.named_parameters()]
+    a_names = [name for name in names if ".lora_A." in name]
+    b_names = [name for name in names if ".lora_B." in name]
+    if config.reparam is None:
+        return build(model, "lora", options, a_names + b_names + HEAD)
+    generators = {
+        "main": make_generator(model, a_names + HEAD, config.reparam),
+        "lora_b": make_generator(model, b_names, config.reparam, zero_input=True),
+    }
+    return build(model, "lora", options, a_names + b_names + HEAD, generators)

@@ -1,0 +1,244 @@
+"""A frozen classifier plus the tensors one parameter-efficient method adapts, trained or generated.
+
+Every PEFT method here works the same way: it places its modules in the backbone (peft's LoRA layers,
+or modfit's own `Wrapper`s for adapters and prefixes), whose new parameters — and the classifier
+head — are the *tuned tensors*. Without `reparam` those tensors train directly. With it, they stay
+as frozen placeholders and one or more `Generator`s produce their values on every forward pass;
+`torch.func.functional_call` swaps the generated tensors in for the placeholders for the duration of
+the call. That is simpler than parametrizations (which rename the parameters and would run the
+generator once per tensor) and leaves the backbone's own parameters untouched: only e, W1 and W2
+receive gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from modfit.config import from_dict
+from modfit.errors import ModfitError
+from modfit.model import Classifier
+from modfit.tuning.reparam import Generator, ReparamConfig
+
+TUNING_FILE = "modfit_tuning.json"
+TUNED_TENSORS = "modfit_tuning.safetensors"
+
+Options = TypeVar("Options")
+
+
+class Wrapper(nn.Module):
+    """A module modfit places around one backbone module; `base` is the original, restored on save."""
+
+    base: nn.Module
+
+
+class _Features(nn.Module):
+    """Lets `functional_call` run `Classifier.features`, which is not the classifier's `forward`."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+        return self.classifier.features(input_ids, attention_mask, **inputs)
+
+
+class TunedClassifier(nn.Module):
+    """Same call signature as `Classifier`. `tuned` names the classifier's adapted tensors."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        method: str,
+        options: dict[str, Any],
+        tuned: Sequence[str],
+        generators: dict[str, Generator] | None = None,
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.method = method
+        self.options = dict(options)
+        self.tuned = list(tuned)
+        self.generators = nn.ModuleDict(generators or {})
+
+    @property
+    def num_labels(self) -> int:
+        return self.classifier.num_labels
+
+    @property
+    def pooling(self) -> str:
+        return self.classifier.pooling
+
+    def generate(self) -> dict[str, torch.Tensor]:
+        """The generated tensors by classifier parameter name (empty without `reparam`)."""
+        tensors: dict[str, torch.Tensor] = {}
+        for generator in self.generators.values():
+            tensors.update(generator())
+        return tensors
+
+    def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+        generated = self.generate()
+        if not generated:
+            return self.classifier(input_ids, attention_mask, **inputs)
+        return functional_call(self.classifier, generated, (input_ids, attention_mask), inputs)
+
+    def features(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+        generated = {f"classifier.{name}": t for name, t in self.generate().items()}
+        return functional_call(_Features(self.classifier), generated, (input_ids, attention_mask), inputs)
+
+    def trained_names(self) -> list[str]:
+        """Parameters (relative to this module) that training changes: generators', or the tuned tensors."""
+        if self.generators:
+            return [f"generators.{name}" for name, _ in self.generators.named_parameters()]
+        return [f"classifier.{name}" for name in self.tuned]
+
+    def materialized(self) -> TunedClassifier:
+        """A deep copy with the generated values written into the placeholders and no generators."""
+        plain = copy.deepcopy(self)
+        with torch.no_grad():
+            for name, tensor in self.generate().items():
+                plain.classifier.get_parameter(name).copy_(tensor)
+        plain.generators = nn.ModuleDict()
+        return plain
+
+    def save(self, folder: str | Path, tokenizer=None) -> None:
+        """The untouched backbone in transformers format, the trained tensors and the recipe beside it.
+
+        `load_model(folder)` rebuilds the method from the recipe and loads the trained tensors, so
+        the reloaded model gives the same logits.
+        """
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        restored_encoder(self.classifier.encoder).save_pretrained(folder)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+        parameters = dict(self.named_parameters())
+        save_file(
+            {name: parameters[name].detach().contiguous() for name in self.trained_names()},
+            folder / TUNED_TENSORS,
+        )
+        meta = {"num_labels": self.num_labels, "pooling": self.pooling, "method": self.method,
+                "options": self.options}  # fmt: skip
+        (folder / TUNING_FILE).write_text(json.dumps(meta, indent=2))
+
+    def export(self, folder: str | Path, tokenizer=None) -> None:
+        """A plain transformers model with the generated weights folded in (see `tuning.export`)."""
+        from modfit.tuning.export import export_transformers
+
+        export_transformers(self, folder, tokenizer)
+
+
+def restored_encoder(encoder: nn.Module, merge: bool = False) -> nn.Module:
+    """A deep copy of `encoder` with every placed module replaced by the original it wraps.
+
+    `merge=True` first folds each peft LoRA layer's update into its base weight (peft's own merge).
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    restored = copy.deepcopy(encoder)
+    for name, module in list(restored.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            if merge:
+                module.merge()
+            _replace(restored, name, module.get_base_layer())
+        elif isinstance(module, Wrapper):
+            if merge:
+                raise ModfitError(f"{type(module).__name__} cannot be folded into the backbone's weights")
+            _replace(restored, name, module.base)
+    return restored
+
+
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, new)
+
+
+def parse_options(kind: type[Options], options: dict[str, Any], method: str) -> Options:
+    """A method's typed options from the user's dict; unknown keys and bad values are one-line errors."""
+    return from_dict(kind, options, where=f"{method} options")
+
+
+def encoder_layers(classifier: Classifier, method: str, parts: Sequence[str]) -> nn.ModuleList:
+    """The transformer layers of a BERT-style encoder, each checked to hold every path in `parts`."""
+    encoder = classifier.encoder
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    missing = not isinstance(layers, nn.ModuleList) or len(layers) == 0
+    if not missing:
+        try:
+            for layer in layers:
+                for part in parts:
+                    layer.get_submodule(part)
+        except AttributeError:
+            missing = True
+    if missing or getattr(encoder.config, "is_decoder", False):
+        raise ModfitError(
+            f"{method}: cannot place its modules in {type(encoder).__name__}: it needs a BERT-style "
+            f"encoder whose encoder.layer[i] has {', '.join(parts)} (BERT, RoBERTa, MiniLM)"
+        )
+    return layers
+
+
+def make_generator(
+    classifier: Classifier,
+    names: Sequence[str],
+    config: ReparamConfig,
+    rows: int = 1,
+    zero_input: bool = False,
+) -> Generator:
+    """A generator for the named classifier parameters, initialised from their current (plain) values."""
+    placeholders = [classifier.get_parameter(name) for name in names]
+    generator = Generator(
+        [(name, p.shape) for name, p in zip(names, placeholders, strict=True)],
+        config.in_dim,
+        config.mid_dim,
+        rows,
+    )
+    rms = [float(p.detach().float().pow(2).mean().sqrt()) for p in placeholders]
+    generator.initialise(config, rms, zero_input=zero_input)
+    return generator
+
+
+def build(
+    classifier: Classifier,
+    method: str,
+    options: dict[str, Any],
+    tuned: Sequence[str],
+    generators: dict[str, Generator] | None = None,
+) -> TunedClassifier:
+    """Freeze the backbone; the tuned tensors train unless generators produce them."""
+    classifier.requires_grad_(False)
+    if not generators:
+        for name in tuned:
+            classifier.get_parameter(name).requires_grad_(True)
+    return TunedClassifier(classifier, method, options, tuned, generators)
+
+
+def load_model(folder: str | Path) -> nn.Module:
+    """A model saved by `modfit train --save-model`: a `TunedClassifier` or a plain `Classifier`."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+    from transformers.utils import logging
+
+    from modfit.tuning.base import apply_tuning
+
+    folder = Path(folder)
+    if not (folder / TUNING_FILE).exists():
+        return Classifier.load(folder)
+    meta = json.loads((folder / TUNING_FILE).read_text())
+    logging.set_verbosity_error()
+    classifier = Classifier(AutoModel.from_pretrained(folder), meta["num_labels"], meta["pooling"])
+    model = apply_tuning(classifier, meta["method"], meta["options"], seed=0)
+    state = load_file(folder / TUNED_TENSORS)
+    missing = sorted(set(model.trained_names()) - set(state))
+    if missing:
+        raise ModfitError(f"{folder / TUNED_TENSORS}: no tensor {missing[0]!r}; the folder is incomplete")
+    model.load_state_dict(state, strict=False)
+    return model.eval()
