@@ -15,3 +15,26 @@ DEFENCES: Registry[dict[str, Any]] = Registry("defence")
 DEFENCES.register("none")({})
 DEFENCES.register("fewer-epochs")({"train": {"epochs": 0.5}})
 DEFENCES.register("lower-lr")({"train": {"lr": 2e-6}})
+
+# Capacity defences (DESIGN.md §2): reparameterized PEFT. The tuning options are the paper's reference
+# settings; the training settings were chosen by measurement (benchmarks/results/reparam_search.md).
+REPARAM = {"in_dim": 2, "mid_dim": 2}
+DEFENCES.register("lora-reparam")(
+    {
+        "tuning": {"method": "lora", "options": {"rank": 8, "alpha": 16, "target_modules": ["query", "value"],
+                                                 "reparam": REPARAM}},
+        "train": {"lr": 3e-4, "batch_size": 32},
+    }
+)  # fmt: skip
+DEFENCES.register("adapter-reparam")(
+    {
+        "tuning": {"method": "adapter", "options": {"bottleneck": 24, "reparam": REPARAM}},
+        "train": {"lr": 3e-4, "batch_size": 32},
+    }
+)
+DEFENCES.register("prefix-reparam")(
+    {
+        "tuning": {"method": "prefix", "options": {"tokens": 24, "reparam": REPARAM}},
+        "train": {"lr": 3e-4, "batch_size": 32},
+    }
+)
