@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import save_tiny_model, separable_rows
-from modfit import Classifier, Example, ModfitError, TrainConfig, fit, resolve
+from modfit import Classifier, Example, ModfitError, TrainConfig, fit, load_model, resolve
 from modfit.encoding import encode
 from modfit.evaluate import predict
-from modfit.tuning import apply_tuning, count_generated, count_trainable, load_model
+from modfit.tuning import apply_tuning, count_generated, count_trainable
 from modfit.tuning.prefix import PrefixSelfAttention
 from modfit.tuning.reparam import Generator
 
