@@ -85,6 +85,8 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         flags.setdefault("attack", {})["options"] = _key_values(args.attack_option, "--attack-option")
     if getattr(args, "tuning_option", None):
         flags.setdefault("tuning", {})["options"] = _key_values(args.tuning_option, "--tuning-option")
+    if getattr(args, "defence_option", None):
+        flags["defence_options"] = _key_values(args.defence_option, "--defence-option")
     return merge(_read_config(getattr(args, "config", None)), flags)
 
 
@@ -105,7 +107,13 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--defence", help="none, fewer-epochs, lower-lr, ... (a preset; flags override it)")
+    parser.add_argument(
+        "--defence",
+        help="none, fewer-epochs, lower-lr, ... (a preset; flags override it), or a baseline: bki, cube, onion, rap, strip",
+    )
+    parser.add_argument(
+        "--defence-option", action="append", metavar="KEY=VALUE", help="a baseline's option, e.g. frr=0.05"
+    )
     parser.add_argument("--epochs", type=float, help="training epochs, fractions allowed")
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--batch-size", type=int)

@@ -152,11 +152,16 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Experiment:
-    """One run: dataset, attack, defence, model and training settings, and the seed for everything."""
+    """One run: dataset, attack, defence, model and training settings, and the seed for everything.
+
+    `defence_options` are the settings of a baseline defence's procedure (README, "Baseline defences");
+    a preset defence takes none.
+    """
 
     dataset: str = "sst2"
     attack: AttackConfig = field(default_factory=AttackConfig)
     defence: str = "none"
+    defence_options: dict[str, Any] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -38,3 +38,9 @@ DEFENCES.register("prefix-reparam")(
         "train": {"lr": 3e-4, "batch_size": 32},
     }
 )
+
+# Baseline defences for comparison (README, "Baseline defences"): each is a procedure in
+# `modfit.baselines` that `run()` dispatches to; the preset changes no setting, so every training stage
+# uses the user's (undefended) settings.
+for _baseline in ("bki", "cube", "onion", "rap", "strip"):
+    DEFENCES.register(_baseline)({})

@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,13 +22,20 @@ from modfit.model import load_classifier
 from modfit.train import EvalPoint, fit, plan_steps
 from modfit.tuning import apply_tuning, count_generated, count_trainable
 
+if TYPE_CHECKING:
+    from modfit.baselines import DefenceOutcome
+
 AUTO_EVAL_POINTS = 8
 
 
 def resolve(settings: Mapping[str, Any]) -> Experiment:
     """The defence preset under the user's settings: what the user set explicitly wins."""
+    from modfit.baselines import check_defence_options
+
     preset = DEFENCES.get(settings.get("defence", "none"))
-    return from_dict(Experiment, merge(preset, settings), where="experiment")
+    experiment = from_dict(Experiment, merge(preset, settings), where="experiment")
+    check_defence_options(experiment)
+    return experiment
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class RunResult:
     model: torch.nn.Module
     tokenizer: Any
     generated_params: int = 0
+    defence: DefenceOutcome | None = None  # what a baseline defence's procedure adds (modfit.baselines)
 
     def metrics(self) -> dict[str, Any]:
         f = self.final
@@ -57,7 +65,7 @@ class RunResult:
             "cacc": f.cacc, "asr": f.asr, "asr_floor": f.asr_floor, "dev_acc": f.dev_acc,
             "step": f.step, "epoch": f.epoch, "trainable_params": self.trainable_params,
             "generated_params": self.generated_params, "seconds": round(self.seconds, 2),
-            "eval_subset": self.eval_subset,
+            "eval_subset": self.eval_subset, **(self.defence.metrics if self.defence else {}),
         }  # fmt: skip
 
 
@@ -121,8 +129,24 @@ def run(
     """Run one experiment and return its history, final scores and the trained model.
 
     `encoder(rows, tokenizer, max_length)` tokenises; by default `encode`. A grid passes a cache
-    shared across runs so that each dataset is tokenised once per study.
+    shared across runs so that each dataset is tokenised once per study. A baseline defence is a
+    procedure of training stages (each a `train_once`) and scoring; it runs here in their place.
     """
+    from modfit.baselines import PROCEDURES, run_procedure
+
+    if experiment.defence in PROCEDURES:
+        return run_procedure(experiment, progress, extra_callbacks, data, encoder or encode)
+    return train_once(experiment, progress, extra_callbacks, data, encoder)
+
+
+def train_once(
+    experiment: Experiment,
+    progress: bool = True,
+    extra_callbacks: Sequence[object] = (),
+    data: PoisonedData | None = None,
+    encoder: Callable[[list[Example], Any, int], Encoded] | None = None,
+) -> RunResult:
+    """One training run of `experiment` on `data.train`, evaluated as it goes; `run` without a procedure."""
     encoder = encoder or encode
     started = time.perf_counter()
     data = data or prepare_data(experiment)

@@ -45,8 +45,13 @@ class Cell:
 
     def config(self) -> dict[str, Any]:
         """Everything that decides what the cell computes and records."""
+        experiment = to_dict(self.experiment)
+        if not experiment[
+            "defence_options"
+        ]:  # added later: absent when empty, so older stores keep their cells
+            del experiment["defence_options"]
         return {
-            "experiment": to_dict(self.experiment),
+            "experiment": experiment,
             "representations": to_dict(self.representations) if self.representations else None,
         }
 

@@ -33,7 +33,7 @@ AXES = {"dataset": "datasets", "attack": "attacks", "defence": "defences", "rate
         "mode": "modes", "seed": "seeds"}  # fmt: skip
 SHARED = ("model", "train", "tuning", "train_size", "poison_test", "target", "eval_size")
 META = ("name", "exclude", "representations")
-DEFENCE_SETTINGS = ("train", "tuning", "model")
+DEFENCE_SETTINGS = ("train", "tuning", "model", "defence_options")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""The defence-procedure interface: a baseline defence is a procedure of training stages and scoring.
+
+A preset defence (`modfit.defences`) only changes settings; a baseline needs steps — train, score the
+training rows, drop the suspicious ones, retrain; or train, then guard the model's inputs. `run()`
+hands an experiment whose defence has a registered procedure to it. The procedure trains only through
+`Context.train` (the one training loop, via `train_once`) and returns a normal `RunResult` whose
+`defence` adds the procedure's own numbers to `metrics()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from modfit.config import Experiment, from_dict
+from modfit.data import Example
+from modfit.encoding import Encoded
+from modfit.errors import ModfitError
+from modfit.experiment import PoisonedData, RunResult, prepare_data, train_once
+from modfit.registry import Registry
+
+Options = TypeVar("Options")
+Encoder = Callable[[list[Example], Any, int], Encoded]
+
+
+@dataclass(frozen=True)
+class DefenceOutcome:
+    """What a procedure adds to its final run: numbers for `metrics()` (they override the final
+    model's CACC/ASR where a guard changes them) and, for analyses, the training rows it removed."""
+
+    metrics: dict[str, Any]
+    removed: tuple[int, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a procedure works with. `data.train` still carries the hidden `poisoned` marks: only the
+    training loop and the after-the-fact detection scores may touch it; scoring sees texts and labels."""
+
+    experiment: Experiment
+    data: PoisonedData
+    progress: bool
+    extra_callbacks: tuple[object, ...]
+    encoder: Encoder
+
+    def train(self, rows: list[Example] | None = None, final: bool = True) -> RunResult:
+        """One training stage on `rows` (default: the whole training set). The caller's callbacks
+        (e.g. a grid's representation recorder) watch only the final stage."""
+        data = self.data if rows is None else dataclasses.replace(self.data, train=rows)
+        callbacks = self.extra_callbacks if final else ()
+        return train_once(self.experiment, self.progress, callbacks, data, self.encoder)
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A registered baseline: its typed options and the function that runs it."""
+
+    options: type
+    run: Callable[[Context, Any], RunResult]
+
+
+PROCEDURES: Registry[Procedure] = Registry("defence procedure")
+
+
+def procedure(name: str, options: type[Options]) -> Callable[[Callable], Callable]:
+    """Register `function(context, options) -> RunResult` as the procedure of defence `name`."""
+
+    def decorate(function: Callable[[Context, Options], RunResult]) -> Callable:
+        PROCEDURES.register(name)(Procedure(options, function))
+        return function
+
+    return decorate
+
+
+def parse_options(experiment: Experiment) -> Any:
+    """The experiment's `defence_options` as the procedure's typed options (unknown keys are errors)."""
+    chosen = PROCEDURES.get(experiment.defence)
+    return from_dict(chosen.options, experiment.defence_options, where=f"{experiment.defence} options")
+
+
+def check_defence_options(experiment: Experiment) -> None:
+    """Validate options at the edge: a preset defence takes none, a baseline its own."""
+    if experiment.defence in PROCEDURES:
+        parse_options(experiment)
+    elif experiment.defence_options:
+        raise ModfitError(
+            f"defence {experiment.defence!r} takes no options; baselines with options: {', '.join(PROCEDURES.names())}"
+        )
+
+
+def run_procedure(
+    experiment: Experiment,
+    progress: bool,
+    extra_callbacks: Sequence[object],
+    data: PoisonedData | None,
+    encoder: Encoder,
+) -> RunResult:
+    """Run the experiment's defence procedure; the result's `seconds` cover every stage."""
+    started = time.perf_counter()
+    options = parse_options(experiment)
+    context = Context(experiment, data or prepare_data(experiment), progress, tuple(extra_callbacks), encoder)
+    result = PROCEDURES.get(experiment.defence).run(context, options)
+    return dataclasses.replace(result, seconds=time.perf_counter() - started)
+
+
+def require(condition: bool, message: str) -> None:
+    """Options validation: a failed check is one line naming the option."""
+    if not condition:
+        raise ModfitError(message)
