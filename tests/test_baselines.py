@@ -115,6 +115,25 @@ def test_the_bigram_model_finds_an_inserted_word_implausible():
     assert lm.perplexity("the movie was cf very good") > 2 * lm.perplexity("the movie was very good")
 
 
+def test_onion_scores_with_a_hugging_face_causal_lm(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from conftest import make_tokenizer
+    from modfit.baselines.causal_lm import CausalLM
+    from modfit.baselines.onion import suspicions
+
+    tokenizer = make_tokenizer(tmp_path)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=16, n_layer=1, n_head=2, n_positions=64)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    lm = CausalLM(str(tmp_path), batch_size=2)
+    assert lm.model is None  # loads on first use, not at construction
+    perplexities = lm.perplexities(["the movie was good", "a film", "the plot is very dull indeed"])
+    assert len(perplexities) == 3 and all(math.isfinite(p) and p > 1 for p in perplexities)
+    assert [len(row) for row in suspicions(lm, ["the movie was good", "good"])] == [4, 1]
+
+
 # --- the mechanism: names, options, CLI, grid hash --------------------------------------------------
 
 

@@ -78,7 +78,7 @@ def cluster(points: torch.Tensor, min_size: int, clusterer: str) -> list[int]:
     """Cluster ids per point (-1: noise)."""
     sk, array = _sklearn_cluster(), points.numpy()
     if clusterer == "hdbscan":
-        return sk.HDBSCAN(min_cluster_size=min_size).fit_predict(array).tolist()
+        return sk.HDBSCAN(min_cluster_size=min_size, copy=True).fit_predict(array).tolist()
     from sklearn.neighbors import NearestNeighbors
 
     # DBSCAN needs a radius: the median distance to each point's min_size-th neighbour.
