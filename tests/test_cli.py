@@ -374,7 +374,7 @@ def test_unknown_key_names_the_key_and_the_known_ones():
         ({"attack": "badnet"}, "experiment.attack must be a mapping, got 'badnet'"),
         ({"attack": {"options": [1]}}, "experiment.attack.options must be a mapping, got [1]"),
         ({"model": {"name": 3}}, "experiment.model.name must be str, got 3"),
-        ({"train": {"select": "best"}}, "select 'best': use last or best-dev"),
+        ({"train": {"select": "best"}}, "select 'best': use last, best-dev or auto"),
         ({"train": {"warmup_ratio": 1.0}}, "warmup_ratio 1.0: use a share in [0, 1)"),
         ({"model": {"pooling": "max"}}, "pooling 'max': use cls or mean"),
         ({"train_size": 0}, "train_size: use a positive row count"),

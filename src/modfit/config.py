@@ -128,7 +128,10 @@ class TuningConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training loop's settings. `epochs` may be fractional; `eval_every=0` picks ~8 points."""
+    """The training loop's settings. `epochs` may be fractional; `eval_every=0` picks ~8 points.
+
+    `select`: the final model is the `last` step's, the `best-dev` point's, or (`auto`) the end of
+    moderate-fitting found from the training dynamics (`modfit.auto`), where training also stops."""
 
     epochs: float = 3.0
     lr: float = 2e-5
@@ -147,7 +150,9 @@ class TrainConfig:
         _check(0 <= self.warmup_ratio < 1, f"warmup_ratio {self.warmup_ratio}: use a share in [0, 1)")
         _check(self.eval_every >= 0, f"eval_every {self.eval_every}: use steps >= 0 (0 = automatic)")
         _check(self.eval_size is None or self.eval_size > 0, "eval_size: use a positive row count")
-        _check(self.select in ("last", "best-dev"), f"select {self.select!r}: use last or best-dev")
+        _check(
+            self.select in ("last", "best-dev", "auto"), f"select {self.select!r}: use last, best-dev or auto"
+        )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modfit.config import merge
+from modfit.errors import ModfitError
 from modfit.registry import Registry
 
 DEFENCES: Registry[dict[str, Any]] = Registry("defence")
@@ -42,5 +44,27 @@ DEFENCES.register("prefix-reparam")(
 # Baseline defences for comparison (README, "Baseline defences"): each is a procedure in
 # `modfit.baselines` that `run()` dispatches to; the preset changes no setting, so every training stage
 # uses the user's (undefended) settings.
-for _baseline in ("bki", "cube", "onion", "rap", "strip"):
+for _baseline in ("bki", "cube", "onion", "purify", "rap", "strip"):
     DEFENCES.register(_baseline)({})
+
+# Beyond the paper (README, "Finding the moderate-fitting point"): `auto` keeps the undefended settings
+# and stops at the end of moderate-fitting found by `modfit.transition`; `NAME+auto` puts that stopping
+# rule on top of any other defence.
+AUTO_SUFFIX = "+auto"
+DEFENCES.register("auto")({"train": {"select": "auto"}})
+
+
+def base_defence(name: str) -> str:
+    """The registered defence a name starts from: `lora-reparam+auto` → `lora-reparam`."""
+    return name[: -len(AUTO_SUFFIX)] if name.endswith(AUTO_SUFFIX) and name != AUTO_SUFFIX else name
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The settings of defence `name`, including the `+auto` stopping rule on top of a registered one."""
+    base = base_defence(name)
+    settings = DEFENCES.get(base)
+    if base == name:
+        return settings
+    if base == "auto":
+        raise ModfitError("auto+auto: auto already is the stopping rule")
+    return merge(settings, DEFENCES.get("auto"))

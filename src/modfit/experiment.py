@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from modfit.attacks import PoisonedTest, make_trigger, poison, poison_test
+from modfit.auto import AutoSelect
 from modfit.callbacks import Evaluate, KeepBestDev, Progress
 from modfit.config import Experiment, from_dict, merge
 from modfit.data import Example, Splits, dataset_dir, load_dataset, read_examples, subsample
-from modfit.defences import DEFENCES
+from modfit.defences import base_defence, preset
 from modfit.encoding import Encoded, encode
 from modfit.errors import ModfitError
 from modfit.evaluate import EvalSet
@@ -26,14 +27,15 @@ if TYPE_CHECKING:
     from modfit.baselines import DefenceOutcome
 
 AUTO_EVAL_POINTS = 8
+AUTO_SELECT_EVAL_POINTS = 24  # `select: auto` needs a finer curve: its rule waits a few points to confirm
 
 
 def resolve(settings: Mapping[str, Any]) -> Experiment:
     """The defence preset under the user's settings: what the user set explicitly wins."""
     from modfit.baselines import check_defence_options
 
-    preset = DEFENCES.get(settings.get("defence", "none"))
-    experiment = from_dict(Experiment, merge(preset, settings), where="experiment")
+    chosen = preset(settings.get("defence", "none"))  # `NAME+auto` resolves here, at the edge
+    experiment = from_dict(Experiment, merge(chosen, settings), where="experiment")
     check_defence_options(experiment)
     return experiment
 
@@ -134,7 +136,7 @@ def run(
     """
     from modfit.baselines import PROCEDURES, run_procedure
 
-    if experiment.defence in PROCEDURES:
+    if base_defence(experiment.defence) in PROCEDURES:
         return run_procedure(experiment, progress, extra_callbacks, data, encoder or encode)
     return train_once(experiment, progress, extra_callbacks, data, encoder)
 
@@ -165,15 +167,17 @@ def train_once(
     )
     train = encoder(data.train, tokenizer, max_length)
     _, total_steps = plan_steps(len(train), config)
-    every = config.eval_every or max(1, total_steps // AUTO_EVAL_POINTS)
+    points = AUTO_SELECT_EVAL_POINTS if config.select == "auto" else AUTO_EVAL_POINTS
+    every = config.eval_every or max(1, total_steps // points)
     callbacks: list[object] = [Evaluate(eval_set, every)]
-    selector = KeepBestDev() if config.select == "best-dev" else None
+    selector = _selector(config.select, len(train), data.splits.num_labels)
     if selector:
         callbacks.append(selector)
     if progress:
         callbacks.append(Progress(f"{experiment.defence}"))
     history = fit(model, train, config, experiment.seed, [*callbacks, *extra_callbacks])
     final = selector.best if selector and selector.best else history[-1]
+    outcome = _selection_outcome(selector)
     return RunResult(
         experiment=experiment,
         history=history,
@@ -186,4 +190,22 @@ def train_once(
         model=model,
         tokenizer=tokenizer,
         generated_params=count_generated(model),
+        defence=outcome,
     )
+
+
+def _selector(select: str, num_rows: int, num_labels: int) -> KeepBestDev | AutoSelect | None:
+    if select == "best-dev":
+        return KeepBestDev()
+    if select == "auto":
+        return AutoSelect(num_rows, num_labels)
+    return None
+
+
+def _selection_outcome(selector: object) -> DefenceOutcome | None:
+    """The auto rule's choice, reported in `metrics()` (a procedure's stages add their own on top)."""
+    if not isinstance(selector, AutoSelect):
+        return None
+    from modfit.baselines import DefenceOutcome
+
+    return DefenceOutcome(selector.metrics())

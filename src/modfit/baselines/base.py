@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from modfit.config import Experiment, from_dict
 from modfit.data import Example
+from modfit.defences import base_defence
 from modfit.encoding import Encoded
 from modfit.errors import ModfitError
 from modfit.experiment import PoisonedData, RunResult, prepare_data, train_once
@@ -47,12 +48,15 @@ class Context:
     extra_callbacks: tuple[object, ...]
     encoder: Encoder
 
-    def train(self, rows: list[Example] | None = None, final: bool = True) -> RunResult:
+    def train(
+        self, rows: list[Example] | None = None, final: bool = True, callbacks: Sequence[object] = ()
+    ) -> RunResult:
         """One training stage on `rows` (default: the whole training set). The caller's callbacks
-        (e.g. a grid's representation recorder) watch only the final stage."""
+        (e.g. a grid's representation recorder) watch only the final stage; `callbacks` are the
+        procedure's own (e.g. a row-dynamics recorder) for this stage."""
         data = self.data if rows is None else dataclasses.replace(self.data, train=rows)
-        callbacks = self.extra_callbacks if final else ()
-        return train_once(self.experiment, self.progress, callbacks, data, self.encoder)
+        watchers = (*(self.extra_callbacks if final else ()), *callbacks)
+        return train_once(self.experiment, self.progress, watchers, data, self.encoder)
 
 
 @dataclass(frozen=True)
@@ -78,13 +82,13 @@ def procedure(name: str, options: type[Options]) -> Callable[[Callable], Callabl
 
 def parse_options(experiment: Experiment) -> Any:
     """The experiment's `defence_options` as the procedure's typed options (unknown keys are errors)."""
-    chosen = PROCEDURES.get(experiment.defence)
-    return from_dict(chosen.options, experiment.defence_options, where=f"{experiment.defence} options")
+    name = base_defence(experiment.defence)
+    return from_dict(PROCEDURES.get(name).options, experiment.defence_options, where=f"{name} options")
 
 
 def check_defence_options(experiment: Experiment) -> None:
     """Validate options at the edge: a preset defence takes none, a baseline its own."""
-    if experiment.defence in PROCEDURES:
+    if base_defence(experiment.defence) in PROCEDURES:
         parse_options(experiment)
     elif experiment.defence_options:
         raise ModfitError(
@@ -103,7 +107,7 @@ def run_procedure(
     started = time.perf_counter()
     options = parse_options(experiment)
     context = Context(experiment, data or prepare_data(experiment), progress, tuple(extra_callbacks), encoder)
-    result = PROCEDURES.get(experiment.defence).run(context, options)
+    result = PROCEDURES.get(base_defence(experiment.defence)).run(context, options)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
 

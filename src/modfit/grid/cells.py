@@ -87,9 +87,9 @@ def matches(coordinates: Coordinates, pattern: dict[str, Any]) -> bool:
 
 
 def _settings(spec: StudySpec, defence: Any, coordinates: Coordinates, dataset: str, attack: Any) -> dict:
-    from modfit.defences import DEFENCES
+    from modfit.defences import preset
 
-    settings = merge(merge(spec.shared, DEFENCES.get(defence.preset)), defence.settings)
+    settings = merge(merge(spec.shared, preset(defence.preset)), defence.settings)
     cell = {
         "dataset": dataset,
         "defence": defence.preset,

@@ -122,10 +122,10 @@ def _attack(value: Any, where: str) -> AttackEntry:
 
 
 def _defence(value: Any, where: str) -> DefenceEntry:
-    from modfit.defences import DEFENCES
+    from modfit.defences import DEFENCES, preset
 
     if isinstance(value, str):
-        DEFENCES.get(value)  # an unknown preset is an error now, not after an hour of other cells
+        preset(value)  # an unknown preset is an error now, not after an hour of other cells
         return DefenceEntry(value, value)
     if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
         raise ModfitError(
@@ -135,9 +135,10 @@ def _defence(value: Any, where: str) -> DefenceEntry:
     if unknown:
         known = ", ".join(["name", "preset", *DEFENCE_SETTINGS])
         raise ModfitError(f"{where}: unknown key {unknown[0]!r}; known keys: {known}")
-    preset = value.get("preset", value["name"] if value["name"] in DEFENCES else "none")
-    DEFENCES.get(preset)
-    return DefenceEntry(value["name"], preset, {k: value[k] for k in DEFENCE_SETTINGS if k in value})
+    name = value["name"]
+    chosen = value.get("preset", name if name in DEFENCES or name.endswith("+auto") else "none")
+    preset(chosen)
+    return DefenceEntry(name, chosen, {k: value[k] for k in DEFENCE_SETTINGS if k in value})
 
 
 def _matchers(value: Any, key: str, where: str) -> tuple[dict[str, Any], ...]:

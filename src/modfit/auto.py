@@ -1,0 +1,93 @@
+"""`select: auto` — stop at the end of moderate-fitting and keep that checkpoint (README, "Finding the
+moderate-fitting point: auto, scan, purify").
+
+Why stop *and* restore: the rule (`modfit.transition`) confirms a transition a few points after it
+happened (it needs to see the fall or the plateau), so training stops at confirmation — the rest of
+the schedule would only teach the trigger and costs time — and the trainable weights go back to the
+transition point, as `KeepBestDev` restores the best dev point. Memory stays bounded: weights are kept
+(on the CPU) for the current reference point and the last `patience + 2` points only; a transition
+older than those falls back to the nearest kept point before it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from modfit.dynamics import RecordRowDynamics, RowDynamics
+from modfit.train import EvalPoint, TrainState
+from modfit.transition import Signals, Transition, TransitionRule, find_transition, reference_point
+
+
+def signals_of(dynamics: RowDynamics, num_labels: int) -> Signals:
+    return Signals(dynamics.dev_acc, dynamics.train_loss, dynamics.high_loss_share(num_labels))
+
+
+def _trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items() if n in trainable}
+
+
+class AutoSelect:
+    """A callback after `Evaluate`: records the row dynamics, checks the rule at every new point, stops
+    training once a transition is confirmed and restores its weights at the end. `best` is the kept
+    point (the last one when no transition was seen); `dynamics()` the record."""
+
+    def __init__(self, num_rows: int, num_labels: int, rule: TransitionRule | None = None) -> None:
+        self.recorder = RecordRowDynamics(num_rows)
+        self.num_labels = num_labels
+        self.rule = rule or TransitionRule()
+        self.transition: Transition | None = None
+        self.kept: dict[int, dict[str, torch.Tensor]] = {}
+
+    @property
+    def points(self) -> list[EvalPoint]:
+        return self.recorder.points
+
+    @property
+    def best(self) -> EvalPoint | None:
+        if not self.points:
+            return None
+        return self.points[self.transition.index] if self.transition else self.points[-1]
+
+    def dynamics(self) -> RowDynamics:
+        return self.recorder.result()
+
+    def on_step(self, state: TrainState) -> None:
+        before = len(self.points)
+        self.recorder.on_step(state)
+        if len(self.points) == before or self.transition is not None:
+            return
+        index = len(self.points) - 1
+        self.kept[index] = _trainable_weights(state.model)
+        found = find_transition(signals_of(self.dynamics(), self.num_labels), self.rule)
+        if found is not None:
+            self.transition = found
+            state.stop = True
+            return
+        self._forget(index)
+
+    def _forget(self, index: int) -> None:
+        """Keep the reference point's weights and the last `patience + 2` points' only."""
+        reference = reference_point(signals_of(self.dynamics(), self.num_labels), index, self.rule)
+        keep_from = index - self.rule.patience - 2
+        for old in [i for i in self.kept if i < keep_from and i != reference]:
+            del self.kept[old]
+
+    def on_end(self, state: TrainState) -> None:
+        self.recorder.on_end(state)
+        if self.transition is None:
+            return
+        chosen = max((i for i in self.kept if i <= self.transition.index), default=None)
+        if chosen is not None:
+            state.model.load_state_dict(self.kept[chosen], strict=False)
+        self.kept.clear()
+
+    def metrics(self) -> dict[str, object]:
+        """What the run reports about the rule's choice."""
+        point = self.best
+        return {
+            "auto_reason": self.transition.reason if self.transition else "none",
+            "auto_step": point.step if point else None,
+            "auto_epoch": point.epoch if point else None,
+            "auto_stopped_at": self.points[self.transition.confirmed_at].step if self.transition else None,
+        }
