@@ -109,7 +109,8 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--defence",
-        help="none, fewer-epochs, lower-lr, ... (a preset; flags override it), or a baseline: bki, cube, onion, rap, strip",
+        help="none, fewer-epochs, lower-lr, ... (a preset; flags override it), auto or NAME+auto (stop at "
+        "the end of moderate-fitting), purify, or a baseline: bki, cube, onion, rap, strip",
     )
     parser.add_argument(
         "--defence-option", action="append", metavar="KEY=VALUE", help="a baseline's option, e.g. frr=0.05"
@@ -122,7 +123,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, help="evaluate every N steps (default: about 8 points)")
     parser.add_argument("--eval-size", type=int, help="seeded subset of dev and test rows for evaluation")
     parser.add_argument(
-        "--select", choices=["last", "best-dev"], help="final model: last step or best clean dev"
+        "--select",
+        choices=["last", "best-dev", "auto"],
+        help="final model: last step, best clean dev, or auto (the end of moderate-fitting)",
     )
     parser.add_argument(
         "--model", help="Hugging Face encoder id or local directory (default: packaged MiniLM)"
@@ -149,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(train)
     _add_train_flags(train)
     train.add_argument("--out", required=True, help="folder for config, history, metrics and plot")
+
+    scan = commands.add_parser(
+        "scan", help="train once recording each row's loss; rank the training rows by suspicion"
+    )
+    _add_data_flags(scan)
+    _add_train_flags(scan)
+    scan.add_argument("--out", required=True, help="folder for suspicion.csv (and detection.json, retrain/)")
+    cut = scan.add_mutually_exclusive_group()
+    cut.add_argument("--drop-top", type=int, help="retrain without the K most suspicious rows")
+    cut.add_argument("--drop-fraction", type=float, help="retrain without this share of the rows")
 
     demo = commands.add_parser("demo", help="the main job: SST-2 BadNet, undefended vs the defences")
     demo.add_argument(
@@ -217,6 +230,40 @@ def command_train(args: argparse.Namespace) -> None:
     )
 
 
+def command_scan(args: argparse.Namespace) -> None:
+    from modfit.config import from_dict
+    from modfit.experiment import prepare_data, resolve, train_once
+    from modfit.output import csv_text, write_atomic, write_json, write_run
+    from modfit.scan import detection, scan, without_flagged
+    from modfit.suspicion import Cut
+
+    experiment = resolve(settings_from_args(args))
+    cut = from_dict(Cut, {"top": args.drop_top, "fraction": args.drop_fraction}, where="scan")
+    data = prepare_data(experiment)
+    found = scan(experiment, cut, data, progress=not args.quiet)
+    out = Path(args.out)
+    rows = ({"index": i, "text": data.train[i].text, "label": data.train[i].label,
+             "score": round(found.scores[i], 6)} for i in found.order)  # fmt: skip
+    write_atomic(out / "suspicion.csv", csv_text(rows, ["index", "text", "label", "score"]))
+    summary = found.summary()
+    if experiment.attack.name != "none":  # hidden marks exist: read them only now, after the ranking
+        summary |= detection(found, [e.poisoned for e in data.train])
+        write_json(out / "detection.json", summary)
+    print(
+        f"scan: {summary['rows']} rows ranked, {summary['flagged']} flagged; transition "
+        f"{summary['transition_reason']} at epoch {summary['transition_epoch']}"
+        + (f"; AUROC {summary['auroc']:.3f}" if "auroc" in summary else "")
+        + f" → {out / 'suspicion.csv'}"
+    )
+    if cut.top is None and cut.fraction is None:
+        return
+    result = train_once(experiment, not args.quiet, data=without_flagged(data, found.flagged))
+    write_run(result, out / "retrain")
+    m = result.metrics()
+    print(f"retrained without {summary['flagged']} rows: CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  "
+          f"(floor {m['asr_floor']:.4f}) → {out / 'retrain'}")  # fmt: skip
+
+
 def command_demo(args: argparse.Namespace) -> None:
     from modfit.demo import run_demo
 
@@ -272,7 +319,7 @@ def command_report(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"poison": command_poison, "train": command_train, "demo": command_demo,
+    handlers = {"poison": command_poison, "train": command_train, "scan": command_scan, "demo": command_demo,
                 "grid": command_grid, "report": command_report}  # fmt: skip
     try:
         code = handlers[args.command](args)

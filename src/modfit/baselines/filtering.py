@@ -4,7 +4,7 @@ every training row, drop the flagged ones, retrain on the rest."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +28,10 @@ class RowVerdict:
 RowScorer = Callable[[RunResult, list[str], list[int]], RowVerdict]
 
 
-def filter_and_retrain(context: Context, score: RowScorer) -> RunResult:
+def filter_and_retrain(context: Context, score: RowScorer, callbacks: Sequence[object] = ()) -> RunResult:
+    """`callbacks` watch the first (scoring) stage, e.g. a recorder the scorer reads."""
     rows = context.data.train
-    first = context.train(final=False)
+    first = context.train(final=False, callbacks=callbacks)
     verdict = score(first, [e.text for e in rows], [e.label for e in rows])
     if len(verdict.flagged) != len(rows):
         raise ValueError(f"{len(verdict.flagged)} flags for {len(rows)} training rows")

@@ -99,7 +99,10 @@ def _tables(cells: list[StoredCell]) -> list:
             Heading(f"{dataset} · {MODES.get(mode, mode)} · rate {rate_text(rate)}", 3),
             main_table(group),
         ]
-    return blocks
+    from modfit.report.detection import detection_table
+
+    table = detection_table(cells, MODES)
+    return blocks + ([Heading("Detection"), table] if table else [])
 
 
 def _dynamics(cells: list[StoredCell], names: FigureNames) -> list:

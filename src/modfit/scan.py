@@ -1,0 +1,95 @@
+"""`modfit scan`: train once while recording every row's loss, find the end of moderate-fitting in
+hindsight, and rank the training rows by suspicion. Stages only; `modfit.cli` writes the files.
+
+The ranking sees texts and losses only. The hidden `poisoned` marks are read by `detection`, which a
+caller runs after the ranking exists (DESIGN.md §1); a test checks that erasing them changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modfit.auto import signals_of
+from modfit.config import Experiment
+from modfit.data import Example
+from modfit.dynamics import RecordRowDynamics, RowDynamics
+from modfit.encoding import Encoded
+from modfit.errors import ModfitError
+from modfit.experiment import PoisonedData, RunResult, prepare_data, train_once
+from modfit.metrics import detection_scores
+from modfit.suspicion import Cut, ranking, suspicion_scores
+from modfit.transition import Transition, TransitionRule, find_transition, reference_point
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Scores by row index, the rows in ranking order, the cut's flags, and what they came from."""
+
+    scores: list[float]
+    order: list[int]
+    flagged: list[bool]
+    transition: Transition | None
+    dynamics: RowDynamics
+    run: RunResult
+
+    def summary(self) -> dict[str, Any]:
+        t = self.transition
+        point = self.run.history[t.index] if t and t.index < len(self.run.history) else None
+        return {
+            "rows": len(self.scores), "flagged": sum(self.flagged),
+            "transition_reason": t.reason if t else "none", "transition_step": point.step if point else None,
+            "transition_epoch": point.epoch if point else None, "points": self.dynamics.num_points,
+        }  # fmt: skip
+
+
+def rank_rows(
+    dynamics: RowDynamics, num_labels: int, cut: Cut
+) -> tuple[list[float], Transition | None, list[bool]]:
+    """Suspicion scores from the start of the moderate-fitting plateau found in hindsight to the end of
+    the run (`modfit.suspicion` says why not only to the transition), and the cut's flags."""
+    signals = signals_of(dynamics, num_labels)
+    transition = find_transition(signals)
+    end = transition.index if transition else dynamics.num_points - 1
+    start = reference_point(signals, end, TransitionRule()) if end >= 0 else None
+    scores = suspicion_scores(dynamics, start, None)
+    return scores, transition, cut.flags(scores, num_labels)
+
+
+def scan(
+    experiment: Experiment,
+    cut: Cut | None = None,
+    data: PoisonedData | None = None,
+    progress: bool = True,
+    encoder: Callable[[list[Example], Any, int], Encoded] | None = None,
+) -> ScanResult:
+    """Train `experiment` once on `data.train`, recording row dynamics, and rank the rows."""
+    data = data or prepare_data(experiment)
+    if len(data.train) < 2:
+        raise ModfitError("scan needs at least two training rows")
+    recorder = RecordRowDynamics(len(data.train))
+    run = train_once(experiment, progress, [recorder], data, encoder)
+    dynamics = recorder.result()
+    scores, transition, flagged = rank_rows(dynamics, data.splits.num_labels, cut or Cut())
+    return ScanResult(scores, ranking(scores), flagged, transition, dynamics, run)
+
+
+def detection(result: ScanResult, truth: list[bool]) -> dict[str, float]:
+    """Precision, recall and F1 of the cut and AUROC of the scores against the hidden marks; call it
+    only after `scan` has ranked the rows."""
+    removed = [i for i, f in enumerate(result.flagged) if f]
+    return {
+        "removed_rows": len(removed),
+        "removed_poisoned": sum(truth[i] for i in removed),
+        **detection_scores(result.flagged, result.scores, truth),
+    }
+
+
+def without_flagged(data: PoisonedData, flagged: list[bool]) -> PoisonedData:
+    """The same data with the flagged training rows dropped."""
+    kept = [e for e, f in zip(data.train, flagged, strict=True) if not f]
+    if not kept:
+        raise ModfitError("the cut flags every training row; nothing left to train on")
+    return dataclasses.replace(data, train=kept)
