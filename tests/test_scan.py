@@ -135,7 +135,7 @@ def test_cli_scan_writes_ranking_detection_and_retrain(toy, sentiment_bert, tmp_
     measured = json.loads((out / "detection.json").read_text())
     assert {"precision", "recall", "f1", "auroc", "removed_rows"} <= set(measured)
     assert measured["removed_rows"] == 6
-    assert (out / "retrain" / "metrics.json").is_file()
+    assert (out / "retrain" / "metrics.json").is_file() and (out / "run" / "history.csv").is_file()
     assert "AUROC" in capsys.readouterr().out
 
 

@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_flags(scan)
     _add_train_flags(scan)
-    scan.add_argument("--out", required=True, help="folder for suspicion.csv (and detection.json, retrain/)")
+    scan.add_argument(
+        "--out", required=True, help="folder for suspicion.csv, run/ (and detection.json, retrain/)"
+    )
     cut = scan.add_mutually_exclusive_group()
     cut.add_argument("--drop-top", type=int, help="retrain without the K most suspicious rows")
     cut.add_argument("--drop-fraction", type=float, help="retrain without this share of the rows")
@@ -245,6 +247,7 @@ def command_scan(args: argparse.Namespace) -> None:
     rows = ({"index": i, "text": data.train[i].text, "label": data.train[i].label,
              "score": round(found.scores[i], 6)} for i in found.order)  # fmt: skip
     write_atomic(out / "suspicion.csv", csv_text(rows, ["index", "text", "label", "score"]))
+    write_run(found.run, out / "run")  # the scanning run's history, to see the stage the scores cover
     summary = found.summary()
     if experiment.attack.name != "none":  # hidden marks exist: read them only now, after the ranking
         summary |= detection(found, [e.poisoned for e in data.train])
