@@ -13,6 +13,7 @@ from modfit.auto import AutoSelect
 from modfit.defences import DEFENCES, base_defence, preset
 from modfit.dynamics import RecordRowDynamics
 from modfit.errors import ModfitError
+from modfit.grid import expand
 from modfit.grid.spec import parse_spec
 from modfit.train import EvalPoint, TrainState
 from modfit.transition import Signals, TransitionRule, find_transition
@@ -97,6 +98,12 @@ def test_plus_auto_resolves_at_the_edge():
         {"name": "s", "datasets": ["sst2"], "defences": ["none", "auto", "lora-reparam+auto", "purify"]}
     )
     assert [d.preset for d in spec.defences] == ["none", "auto", "lora-reparam+auto", "purify"]
+    cells = {c.coordinates.defence: c.experiment for c in expand(spec)}
+    assert (
+        cells["lora-reparam+auto"].train.select == "auto"
+        and cells["lora-reparam+auto"].tuning.method == "lora"
+    )
+    assert cells["purify"].train.select == "last" and cells["auto"].defence == "auto"
 
 
 def _point(step: int) -> EvalPoint:
