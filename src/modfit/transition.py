@@ -30,9 +30,10 @@ The rule, checked at every point j of the prefix seen so far:
    than `tolerance` (a slow start is not a plateau); the transition is the best dev point.
 
 Both fire online on the prefix (`find_transition` on points 0..j), so training can stop there.
-The mean training loss travels with the signals but no rule reads it yet: it mixes the clean rows'
-steady fall with the poisoned rows' and showed no change of its own where the share did (README,
-"Finding the moderate-fitting point"; benchmarks/results/auto_sanity.md).
+The mean training loss travels with the signals but no rule reads it yet: it is the mean of the few
+batches between two points, noisy, and in the sanity runs (benchmarks/results/auto_sanity.md) it fell
+throughout training, mixing the clean rows' fitting with the poisoned rows'; the share isolates the
+rows that look mislabelled.
 """
 
 from __future__ import annotations
