@@ -40,9 +40,6 @@ class Classifier(nn.Module):
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
-        # As transformers initialises its stock classification heads: N(0, initializer_range²), zero bias.
-        nn.init.normal_(self.head.weight, std=getattr(encoder.config, "initializer_range", 0.02))
-        nn.init.zeros_(self.head.bias)
         self.num_labels = num_labels
 
     def features(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
