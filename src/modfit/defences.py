@@ -19,25 +19,28 @@ DEFENCES.register("fewer-epochs")({"train": {"epochs": 1.5}})
 DEFENCES.register("lower-lr")({"train": {"lr": 1e-5}})
 
 # Capacity defences (DESIGN.md §2): reparameterized PEFT. The tuning options are the paper's reference
-# settings; the training settings were chosen by measurement (benchmarks/results/reparam_search.md).
+# settings. The paper's lr 3e-4 was set for 10 epochs on all of SST-2 and learns nothing in a few dozen
+# steps, so lr and epochs were chosen by measurement (benchmarks/results/reparam_search.md: SST-2 1,000
+# rows, BadNet 10 %): the setting of each method with the smallest ASR-above-floor at CACC >= 0.78.
+# The paper's settings stay reachable: --lr 3e-4 --epochs 10.
 REPARAM = {"in_dim": 2, "mid_dim": 2}
 DEFENCES.register("lora-reparam")(
     {
         "tuning": {"method": "lora", "options": {"rank": 8, "alpha": 16, "target_modules": ["query", "value"],
                                                  "reparam": REPARAM}},
-        "train": {"lr": 3e-4, "batch_size": 32},
+        "train": {"lr": 5e-3, "epochs": 2, "batch_size": 32},
     }
 )  # fmt: skip
 DEFENCES.register("adapter-reparam")(
     {
         "tuning": {"method": "adapter", "options": {"bottleneck": 24, "reparam": REPARAM}},
-        "train": {"lr": 3e-4, "batch_size": 32},
+        "train": {"lr": 3e-3, "epochs": 2, "batch_size": 32},
     }
 )
 DEFENCES.register("prefix-reparam")(
     {
         "tuning": {"method": "prefix", "options": {"tokens": 24, "reparam": REPARAM}},
-        "train": {"lr": 3e-4, "batch_size": 32},
+        "train": {"lr": 1e-2, "epochs": 2, "batch_size": 32},
     }
 )
 

@@ -12,12 +12,12 @@ from modfit.experiment import prepare_data, resolve, run
 from modfit.output import write_atomic, write_run
 from modfit.report.dynamics import plot_dynamics
 
-DEMO_DEFENCES = ("none", "fewer-epochs", "lower-lr")
+DEMO_DEFENCES = ("none", "fewer-epochs", "lower-lr", "lora-reparam")
 DEMO_SETTINGS = {
     "dataset": "sst2",
     "attack": {"name": "badnet", "mode": "dirty", "rate": 0.1, "target": 1},
     "train_size": 2000,
-    "train": {"eval_size": 400},
+    "train": {"eval_size": 300},
     "seed": 0,
 }
 
