@@ -36,10 +36,10 @@ class ReparamConfig:
 
     `init="matched"` (default) draws each tensor's rows of W2 so that the generated tensor starts with
     the same scale as the method's directly trained tensor (zero where that starts at zero: LoRA's B,
-    an adapter's up-projection), times `scale`. Measured to learn in a few hundred steps
-    (benchmarks/results/reparam_search.md). `init="paper"` is the reference code's: e ~ U(0, 1), W1
-    and W2 as `torch.nn.Linear` initialises them; it starts the generated head far from zero and
-    needs many more steps.
+    an adapter's up-projection), times `scale`: the generated model starts where the plain method
+    starts, and under Adam a generated tensor then moves about lr · ||tanh(W1 e)||_1 per step.
+    `init="paper"` is the reference code's: e ~ U(0, 1), W1 and W2 as `torch.nn.Linear` initialises
+    them, which starts the generated head (and adapters) at several times their usual scale.
     """
 
     in_dim: int = 2
