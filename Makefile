@@ -3,16 +3,13 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-slow lint demo
+.PHONY: install test lint demo
 
 install:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
 test: install
 	$(PYTHON) -m pytest -q
-
-test-slow: install
-	$(PYTHON) -m pytest -q -m slow
 
 lint:
 	$(PYTHON) -m ruff check src tests benchmarks

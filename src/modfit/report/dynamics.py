@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
+from modfit.report.figure import subplots, to_png
 from modfit.train import EvalPoint
 
 
 def plot_dynamics(histories: dict[str, list[EvalPoint]], title: str = "") -> bytes:
     """PNG bytes: left CACC, right ASR (solid) and ASR floor (dotted), one colour per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    figure, (left, right) = subplots(2, width=10, sharex=True)
     for index, (name, history) in enumerate(histories.items()):
         colour = f"C{index}"
         steps = [p.step for p in history]
@@ -28,10 +22,4 @@ def plot_dynamics(histories: dict[str, list[EvalPoint]], title: str = "") -> byt
         axis.grid(alpha=0.3)
     left.legend(fontsize=8)
     right.legend(fontsize=7)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
+    return to_png(figure, title)

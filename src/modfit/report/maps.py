@@ -6,9 +6,8 @@ SVD, needs nothing extra and is the fallback. Each checkpoint is projected on it
 
 from __future__ import annotations
 
-import io
-
 from modfit.errors import ModfitError
+from modfit.report.figure import subplots, to_png
 from modfit.representations import RepresentationSnapshot
 
 PROJECTIONS = ("auto", "pca", "tsne")
@@ -55,12 +54,7 @@ def project(vectors, method: str, seed: int = 0):
 def plot_representation_map(snapshots: list[RepresentationSnapshot], method: str, title: str = "",
                             seed: int = 0) -> bytes:  # fmt: skip
     """PNG bytes: one panel per checkpoint; clean rows coloured by label, poisoned rows as black crosses."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(snapshots), figsize=(4 * len(snapshots), 4), squeeze=False)
+    figure, axes = subplots(len(snapshots), width=4 * len(snapshots), squeeze=False)
     for axis, snapshot in zip(axes[0], snapshots, strict=True):
         points = project(snapshot.vectors, method, seed)
         for label in sorted(set(snapshot.labels)):
@@ -76,9 +70,4 @@ def plot_representation_map(snapshots: list[RepresentationSnapshot], method: str
         axis.set_xticks([])
         axis.set_yticks([])
     axes[0][0].legend(fontsize=7)
-    figure.suptitle(f"{title} ({'t-SNE' if method == 'tsne' else 'PCA'})" if title else method)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
+    return to_png(figure, f"{title} ({'t-SNE' if method == 'tsne' else 'PCA'})" if title else method, dpi=100)

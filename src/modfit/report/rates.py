@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
+
+from modfit.report.figure import subplots, to_png
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,7 @@ class RatePoint:
 
 def plot_rate_curves(curves: dict[str, list[RatePoint]], title: str = "") -> bytes:
     """PNG bytes: left ASR (solid, error bars over seeds) and floor (dotted), right CACC."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    figure, (left, right) = subplots(2, width=10, sharex=True)
     for index, (name, points) in enumerate(curves.items()):
         colour = f"C{index}"
         points = sorted(points, key=lambda p: p.rate)
@@ -47,10 +43,4 @@ def plot_rate_curves(curves: dict[str, list[RatePoint]], title: str = "") -> byt
         axis.grid(alpha=0.3)
     left.legend(fontsize=7)
     right.legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
+    return to_png(figure, title)
