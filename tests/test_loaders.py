@@ -80,7 +80,7 @@ def test_jsonl_accepts_integral_float_labels(tmp_path):
 def test_missing_column_names_file_row_and_column(tmp_path):
     path = write_text(tmp_path / "train.csv", "sentence,label\nhello,1\n")
     message = error_of(read_examples, path)
-    assert message.startswith(f"{path} row 2: no column 'text'; name it with")
+    assert message.startswith(f"{path} row 2: no column 'text'; rename the columns to text,label")
 
 
 def test_missing_label_column_in_jsonl_names_the_line(tmp_path):

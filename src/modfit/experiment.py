@@ -176,6 +176,9 @@ def train_once(
     if progress:
         callbacks.append(Progress(f"{experiment.defence}"))
     history = fit(model, train, config, experiment.seed, [*callbacks, *extra_callbacks])
+    subsampled = config.eval_size is not None and config.eval_size < max(
+        len(data.splits.dev), len(data.splits.test)
+    )
     final = selector.best if selector and selector.best else history[-1]
     outcome = _selection_outcome(selector)
     return RunResult(
@@ -184,9 +187,7 @@ def train_once(
         final=final,
         trainable_params=count_trainable(model),
         seconds=time.perf_counter() - started,
-        eval_subset=config.eval_size
-        if config.eval_size and config.eval_size < len(data.splits.test)
-        else None,
+        eval_subset=config.eval_size if subsampled else None,
         model=model,
         tokenizer=tokenizer,
         generated_params=count_generated(model),

@@ -28,7 +28,7 @@ def load_hub_dataset(dataset_id: str, text_column: str = "text", label_column: s
         for column in (text_column, label_column):
             if column not in table.column_names:
                 raise ModfitError(
-                    f"hf:{dataset_id}/{split}: no column {column!r}; name it with --text-column"
+                    f"hf:{dataset_id}/{split}: no column {column!r}; pass text_column=/label_column= to load_dataset"
                 )
         return [Example(str(r[text_column]), int(r[label_column])) for r in table]
 

@@ -93,7 +93,10 @@ def read_examples(
         where = f"{path} row {number}"
         for column in (text_column, label_column):
             if column not in record:
-                raise ModfitError(f"{where}: no column {column!r}; name it with --text-column/--label-column")
+                raise ModfitError(
+                    f"{where}: no column {column!r}; rename the columns to text,label "
+                    "(or, in Python, pass text_column=/label_column= to read_examples)"
+                )
         text = record[text_column]
         if not isinstance(text, str) or not text.strip():
             raise ModfitError(f"{where}: empty text in column {text_column!r}; remove the row or fill it")
