@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 start=$(date +%s)
-make demo 2>&1 | tr '\r' '\n' | grep -v -E '^\s*$|it/s\]$|s/it\]$' | tee "$log"
+make demo 2>&1 | tr '\r' '\n' | grep --line-buffered -v -E '^\s*$|[0-9]+%\|' | tee "$log"
 seconds=$(( $(date +%s) - start ))
 {
   echo "# \`make demo\` on $(nproc) CPU cores"

@@ -16,8 +16,8 @@ DEMO_DEFENCES = ("none", "fewer-epochs", "lower-lr", "lora-reparam")
 DEMO_SETTINGS = {
     "dataset": "sst2",
     "attack": {"name": "badnet", "mode": "dirty", "rate": 0.1, "target": 1},
-    "train_size": 2000,
-    "train": {"eval_size": 300},
+    "train_size": 1600,
+    "train": {"eval_size": 200},
     "seed": 0,
 }
 
