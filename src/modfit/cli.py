@@ -56,14 +56,9 @@ def _key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
 def _read_config(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
-    import yaml
+    from modfit.config import read_yaml
 
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModfitError(f"--config {path}: no such file") from None
-    except yaml.YAMLError as err:
-        raise ModfitError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    loaded = read_yaml(path, f"--config {path}")
     if not isinstance(loaded, dict):
         raise ModfitError(f"--config {path}: expected a mapping of settings at the top level")
     return loaded

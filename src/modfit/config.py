@@ -11,6 +11,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from modfit.errors import ModfitError
@@ -67,6 +68,18 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C
     if validate:
         validate()
     return record
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A YAML (or JSON) file's content; a missing or unparsable file is a one-line error naming `what`."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModfitError(f"{what}: no such file") from None
+    except yaml.YAMLError as err:
+        raise ModfitError(f"{what}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
 
 
 def to_dict(record: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modfit.config import from_dict
+from modfit.config import from_dict, read_yaml
 from modfit.errors import ModfitError
 from modfit.representations import RepresentationOptions
 
@@ -224,14 +224,7 @@ def parse_spec(data: Any, source: str = "spec") -> StudySpec:
 
 def read_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudySpec:
     """Parse a spec file; `overrides` (e.g. `train_size` from a flag) replace its top-level keys."""
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModfitError(f"{path}: no such study spec") from None
-    except yaml.YAMLError as err:
-        raise ModfitError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    loaded = read_yaml(path, f"study spec {path}")
     if overrides and isinstance(loaded, Mapping):
         loaded = {**loaded, **overrides}
     return parse_spec(loaded, str(path))
