@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -28,6 +29,10 @@ class Encoded:
         inputs = self.pad.pad(features, return_tensors="pt")
         labels = torch.tensor([self.labels[i] for i in indices])
         return {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
+
+
+# How a run tokenises a split: `encode`, or a grid's cache that tokenises each text once per study.
+Encoder = Callable[[list[Example], Any, int], Encoded]
 
 
 def encode(examples: list[Example], tokenizer, max_length: int) -> Encoded:

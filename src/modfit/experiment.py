@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from modfit.callbacks import Evaluate, KeepBestDev, Progress
 from modfit.config import Experiment, from_dict, merge
 from modfit.data import Example, Splits, dataset_dir, load_dataset, read_examples, subsample
 from modfit.defences import base_defence, preset
-from modfit.encoding import Encoded, encode
+from modfit.encoding import Encoder, encode
 from modfit.errors import ModfitError
 from modfit.evaluate import EvalSet
 from modfit.model import load_classifier
@@ -126,7 +126,7 @@ def run(
     progress: bool = True,
     extra_callbacks: Sequence[object] = (),
     data: PoisonedData | None = None,
-    encoder: Callable[[list[Example], Any, int], Encoded] | None = None,
+    encoder: Encoder | None = None,
 ) -> RunResult:
     """Run one experiment and return its history, final scores and the trained model.
 
@@ -146,7 +146,7 @@ def train_once(
     progress: bool = True,
     extra_callbacks: Sequence[object] = (),
     data: PoisonedData | None = None,
-    encoder: Callable[[list[Example], Any, int], Encoded] | None = None,
+    encoder: Encoder | None = None,
 ) -> RunResult:
     """One training run of `experiment` on `data.train`, evaluated as it goes; `run` without a procedure."""
     encoder = encoder or encode

@@ -8,15 +8,13 @@ caller runs after the ranking exists (DESIGN.md §1); a test checks that erasing
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from modfit.auto import signals_of
 from modfit.config import Experiment
-from modfit.data import Example
 from modfit.dynamics import RecordRowDynamics, RowDynamics
-from modfit.encoding import Encoded
+from modfit.encoding import Encoder
 from modfit.errors import ModfitError
 from modfit.experiment import PoisonedData, RunResult, prepare_data, train_once
 from modfit.metrics import detection_scores
@@ -63,7 +61,7 @@ def scan(
     cut: Cut | None = None,
     data: PoisonedData | None = None,
     progress: bool = True,
-    encoder: Callable[[list[Example], Any, int], Encoded] | None = None,
+    encoder: Encoder | None = None,
 ) -> ScanResult:
     """Train `experiment` once on `data.train`, recording row dynamics, and rank the rows."""
     data = data or prepare_data(experiment)

@@ -18,13 +18,12 @@ from typing import Any, TypeVar
 from modfit.config import Experiment, from_dict
 from modfit.data import Example
 from modfit.defences import base_defence
-from modfit.encoding import Encoded
+from modfit.encoding import Encoder
 from modfit.errors import ModfitError
 from modfit.experiment import PoisonedData, RunResult, prepare_data, train_once
 from modfit.registry import Registry
 
 Options = TypeVar("Options")
-Encoder = Callable[[list[Example], Any, int], Encoded]
 
 
 @dataclass(frozen=True)
