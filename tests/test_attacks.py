@@ -260,7 +260,7 @@ def test_a_user_table_covers_only_its_rows(tmp_path):
         ("addsent", {"sentence": "  "}, "addsent: the trigger sentence is empty"),
         ("addsent", {"words": "x"}, "addsent: unknown option 'words'; use sentence"),
         ("syntactic", {"bogus": 1}, "syntactic: unknown option 'bogus'; use table"),
-        ("nope", {}, "unknown attack 'nope'; choose one of: addsent, badnet, style, syntactic"),
+        ("nope", {}, "unknown attack 'nope'; choose one of: addsent, badnet, blend, patch, style, syntactic"),
     ],
 )
 def test_attack_option_errors(name, options, message):

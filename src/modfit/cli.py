@@ -29,6 +29,7 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "model": ("model", "name"),
     "pooling": ("model", "pooling"),
     "max_length": ("model", "max_length"),
+    "image_size": ("model", "image_size"),
     "tuning": ("tuning", "method"),
     "poison_test": ("poison_test",),
 }
@@ -87,9 +88,11 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dataset", help="sst2, hsol, agnews, a directory of train/dev/test files, or hf:<id>"
+        "--dataset",
+        help="sst2, hsol, agnews, a directory of train/dev/test files, hf:<id>; images: cifar10, or an "
+        "ImageFolder folder or tar (split/class/file)",
     )
-    parser.add_argument("--attack", help="badnet, addsent, syntactic, style, or none")
+    parser.add_argument("--attack", help="badnet, addsent, syntactic, style, or none; images: patch, blend")
     parser.add_argument("--mode", choices=["dirty", "clean", "mix"], help="poisoning mode (default dirty)")
     parser.add_argument("--poison-rate", type=float, help="share of the training set poisoned (default 0.1)")
     parser.add_argument("--target", type=int, help="target label (default 1)")
@@ -115,6 +118,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--warmup-ratio", type=float)
     parser.add_argument("--max-length", type=int, help="tokens per text (default 64)")
+    parser.add_argument(
+        "--image-size", type=int, help="images: square side fed to the model (default: as stored)"
+    )
     parser.add_argument("--eval-every", type=int, help="evaluate every N steps (default: about 8 points)")
     parser.add_argument("--eval-size", type=int, help="seeded subset of dev and test rows for evaluation")
     parser.add_argument(
@@ -123,7 +129,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         help="final model: last step, best clean dev, or auto (the end of moderate-fitting)",
     )
     parser.add_argument(
-        "--model", help="Hugging Face encoder id or local directory (default: packaged MiniLM)"
+        "--model",
+        help="Hugging Face encoder id or local directory (default: packaged MiniLM); images: "
+        "efficientnet-lite0 (default), timm:<name>, torchvision:<name>",
     )
     parser.add_argument("--pooling", choices=["cls", "mean"], help="classification head pooling")
     parser.add_argument("--tuning", help="which parameters adapt: full, head, ...")
@@ -192,12 +200,20 @@ def _add_study_commands(commands) -> None:
     report.add_argument("--title", help="report title (default: the study's name)")
 
 
+def _text_only(dataset: str, what: str, why: str) -> None:
+    from modfit.vision.data import is_image_dataset
+
+    if is_image_dataset(dataset):
+        raise ModfitError(f"{what} takes text datasets only ({why}); {dataset} is an image dataset")
+
+
 def command_poison(args: argparse.Namespace) -> None:
     from modfit.config import to_dict
     from modfit.experiment import prepare_data, resolve
     from modfit.output import write_examples, write_json
 
     experiment = resolve(settings_from_args(args))
+    _text_only(experiment.dataset, "modfit poison", "it writes CSV files")
     if experiment.attack.name == "none":
         raise ModfitError("modfit poison needs an attack: --attack badnet|addsent|syntactic|style")
     data = prepare_data(experiment)
@@ -217,6 +233,8 @@ def command_train(args: argparse.Namespace) -> None:
     from modfit.output import write_run
 
     experiment = resolve(settings_from_args(args))
+    if args.save_model:
+        _text_only(experiment.dataset, "--save-model", "image runs write their metrics and history")
     result = run(experiment, progress=not args.quiet)
     write_run(result, args.out, save_model=args.save_model)
     m = result.metrics()
@@ -235,6 +253,7 @@ def command_scan(args: argparse.Namespace) -> None:
     from modfit.suspicion import Cut
 
     experiment = resolve(settings_from_args(args))
+    _text_only(experiment.dataset, "modfit scan", "its suspicion list names training texts")
     cut = from_dict(Cut, {"top": args.drop_top, "fraction": args.drop_fraction}, where="scan")
     data = prepare_data(experiment)
     found = scan(experiment, cut, data, progress=not args.quiet)

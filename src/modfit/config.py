@@ -120,15 +120,18 @@ class AttackConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The victim encoder. `name=None` is the packaged MiniLM; `pooling=None` picks per model."""
+    """The victim. `name=None` is the packaged MiniLM (EfficientNet-Lite0 for an image dataset);
+    `pooling=None` picks per model; `image_size=None` feeds images at their stored size."""
 
     name: str | None = None
     pooling: str | None = None
     max_length: int = 64
+    image_size: int | None = None
 
     def validate(self) -> None:
         _check(self.pooling in (None, "cls", "mean"), f"pooling {self.pooling!r}: use cls or mean")
         _check(self.max_length >= 8, f"max_length {self.max_length}: use at least 8 tokens")
+        _check(self.image_size is None or self.image_size >= 8, f"image_size {self.image_size}: use at least 8 px")
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,12 @@ from modfit.evaluate import EvalSet
 from modfit.model import load_classifier
 from modfit.train import EvalPoint, fit, plan_steps
 from modfit.tuning import apply_tuning, count_generated, count_trainable
+from modfit.vision.data import dataset_kind
 
 if TYPE_CHECKING:
     from modfit.baselines import DefenceOutcome
 
+ATTACK_KINDS = {"text": ("badnet", "addsent", "syntactic", "style"), "image": ("patch", "blend")}
 AUTO_EVAL_POINTS = 8
 AUTO_SELECT_EVAL_POINTS = 24  # `select: auto` needs a finer curve: its rule waits a few points to confirm
 
@@ -34,7 +36,8 @@ def resolve(settings: Mapping[str, Any]) -> Experiment:
     """The defence preset under the user's settings: what the user set explicitly wins."""
     from modfit.baselines import check_defence_options
 
-    chosen = preset(settings.get("defence", "none"))  # `NAME+auto` resolves here, at the edge
+    kind = dataset_kind(str(settings.get("dataset", Experiment.dataset)))
+    chosen = preset(settings.get("defence", "none"), kind)  # `NAME+auto` resolves here, at the edge
     experiment = from_dict(Experiment, merge(chosen, settings), where="experiment")
     check_defence_options(experiment)
     return experiment
@@ -91,6 +94,11 @@ def prepare_data(experiment: Experiment) -> PoisonedData:
             )
         return PoisonedData(splits, train, PoisonedTest(rows, None), targets.pop())
     trigger = make_trigger(attack, dataset_dir(experiment.dataset))
+    if trigger.kind != splits.kind:
+        raise ModfitError(
+            f"attack {attack.name!r} poisons {trigger.kind}s but {splits.name} holds {splits.kind}s; "
+            f"use one of {', '.join(ATTACK_KINDS[splits.kind])}"
+        )
     poisoned_train = poison(train, trigger, attack, experiment.seed)
     return PoisonedData(
         splits,
@@ -149,10 +157,9 @@ def train_once(
     encoder: Encoder | None = None,
 ) -> RunResult:
     """One training run of `experiment` on `data.train`, evaluated as it goes; `run` without a procedure."""
-    encoder = encoder or encode
     started = time.perf_counter()
     data = data or prepare_data(experiment)
-    model, tokenizer = load_classifier(experiment.model, data.splits.num_labels, experiment.seed)
+    model, tokenizer, encoder = _victim(experiment, data.splits, encoder)
     model = apply_tuning(model, experiment.tuning.method, experiment.tuning.options, experiment.seed)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     config = experiment.train
@@ -193,6 +200,21 @@ def train_once(
         generated_params=count_generated(model),
         defence=outcome,
     )
+
+
+def _victim(
+    experiment: Experiment, splits: Splits, encoder: Encoder | None
+) -> tuple[torch.nn.Module, Any, Encoder]:
+    """(model, tokenizer or image preprocessing, encoder) for the dataset's kind.
+
+    A grid's token cache applies to text only; images are stacked by `encode_images`."""
+    if splits.kind == "image":
+        from modfit.vision import encode_images, load_image_classifier
+
+        model, preprocess = load_image_classifier(experiment.model, splits.num_labels, experiment.seed)
+        return model, preprocess, encode_images
+    model, tokenizer = load_classifier(experiment.model, splits.num_labels, experiment.seed)
+    return model, tokenizer, encoder or encode
 
 
 def _selector(select: str, num_rows: int, num_labels: int) -> KeepBestDev | AutoSelect | None:

@@ -1,6 +1,6 @@
 """Attacks: importing this package registers every implementation."""
 
-from modfit.attacks import addsent, badnet, paraphrase  # noqa: F401  (registration)
+from modfit.attacks import addsent, badnet, blend, paraphrase, patch  # noqa: F401  (registration)
 from modfit.attacks.base import ATTACKS, PoisonedTest, Trigger, make_trigger, poison, poison_test
 
 __all__ = ["ATTACKS", "PoisonedTest", "Trigger", "make_trigger", "poison", "poison_test"]

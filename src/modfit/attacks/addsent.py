@@ -14,6 +14,8 @@ DEFAULT_SENTENCE = "I watch this 3D movie"
 
 
 class AddSentTrigger:
+    kind = "text"
+
     def __init__(self, sentence: str = DEFAULT_SENTENCE) -> None:
         self.sentence = sentence
 

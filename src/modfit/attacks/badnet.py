@@ -14,6 +14,8 @@ DEFAULT_WORDS = ("cf", "mn", "bb", "tq")
 
 
 class BadNetTrigger:
+    kind = "text"
+
     def __init__(self, words: tuple[str, ...] = DEFAULT_WORDS, num_triggers: int = 1) -> None:
         self.words = words
         self.num_triggers = num_triggers

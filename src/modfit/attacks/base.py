@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,13 +15,15 @@ from modfit.registry import Registry
 
 
 class Trigger(Protocol):
-    """Turns a clean text into its triggered form."""
+    """Turns a clean input (a text, or an image for `kind == "image"`) into its triggered form."""
 
-    def covers(self, text: str) -> bool:
-        """Whether this trigger can be applied to `text` (paraphrase tables cover only some texts)."""
+    kind: str  # the records it applies to: "text" or "image" (Splits.kind)
+
+    def covers(self, content: Any) -> bool:
+        """Whether this trigger can be applied to `content` (paraphrase tables cover only some texts)."""
         ...
 
-    def apply(self, text: str, rng: random.Random) -> str: ...
+    def apply(self, content: Any, rng: random.Random) -> Any: ...
 
 
 # A factory builds a trigger from the attack's options and the dataset's folder (for tables).
@@ -51,7 +53,7 @@ def candidate_indices(rows: list[Example], trigger: Trigger, mode: str, target: 
             return False
         if mode == "clean" and example.label != target:
             return False
-        return trigger.covers(example.text)
+        return trigger.covers(example.content)
 
     return [i for i, example in enumerate(rows) if eligible(example)]
 
@@ -74,15 +76,15 @@ def poison(train: list[Example], trigger: Trigger, config: AttackConfig, seed: i
     out = list(train)
     for i in chosen:
         label = train[i].label if config.mode == "clean" else config.target
-        out[i] = replace(train[i], text=trigger.apply(train[i].text, rng), label=label, poisoned=True)
+        out[i] = train[i].triggered(trigger.apply(train[i].content, rng), label)
     return out
 
 
 def poison_test(test: list[Example], trigger: Trigger, target: int, seed: int) -> PoisonedTest:
     """The triggered version of every non-target test row the trigger covers."""
     rng = random.Random(seed + 1)
-    sources = [i for i, e in enumerate(test) if e.label != target and trigger.covers(e.text)]
+    sources = [i for i, e in enumerate(test) if e.label != target and trigger.covers(e.content)]
     if not sources:
         raise ModfitError("the attack covers no non-target test row, so ASR cannot be measured")
-    examples = [Example(trigger.apply(test[i].text, rng), target, poisoned=True) for i in sources]
+    examples = [test[i].triggered(trigger.apply(test[i].content, rng), target) for i in sources]
     return PoisonedTest(examples, sources)

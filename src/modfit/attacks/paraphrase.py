@@ -16,6 +16,8 @@ from modfit.errors import ModfitError
 
 
 class ParaphraseTrigger:
+    kind = "text"
+
     def __init__(self, table: dict[str, str]) -> None:
         self.table = table
 

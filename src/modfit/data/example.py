@@ -1,9 +1,14 @@
-"""Records that flow through the pipeline: one labelled text, and the three splits of a dataset."""
+"""Records that flow through the pipeline: one labelled text, and the three splits of a dataset.
+
+Every record (`Example` here, `modfit.vision.ImageExample` for images) exposes its input as `content`
+and makes its triggered copy with `triggered`, so poisoning is written once for every modality.
+"""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,16 +19,25 @@ class Example:
     label: int
     poisoned: bool = False
 
+    @property
+    def content(self) -> str:
+        return self.text
+
+    def triggered(self, content: Any, label: int) -> Example:
+        """This row with a trigger applied (`content`) and the label the attack gives it."""
+        return replace(self, text=content, label=label, poisoned=True)
+
 
 @dataclass(frozen=True)
 class Splits:
-    """A dataset's train, dev and test splits and its number of labels."""
+    """A dataset's train, dev and test splits, its number of labels and its `kind` (text or image)."""
 
     name: str
     train: list[Example]
     dev: list[Example]
     test: list[Example]
     num_labels: int
+    kind: str = "text"
 
 
 def subsample(examples: list[Example], size: int | None, seed: int) -> list[Example]:

@@ -150,7 +150,13 @@ def dataset_dir(name: str) -> Path:
 
 
 def load_dataset(name: str, **columns: str) -> Splits:
-    """`sst2`, `hsol`, `agnews` under the data root; a directory of split files; or `hf:<id>`."""
+    """`sst2`, `hsol`, `agnews` under the data root; a directory of split files; or `hf:<id>`.
+
+    Image datasets (`cifar10`, an ImageFolder folder or tar) are read by `modfit.vision.data`."""
+    from modfit.vision.data import is_image_dataset, load_image_dataset
+
+    if is_image_dataset(name):
+        return load_image_dataset(name)
     if name.startswith("hf:"):
         from modfit.data.hub import load_hub_dataset
 
@@ -166,6 +172,6 @@ def load_dataset(name: str, **columns: str) -> Splits:
     if Path(name).is_dir():
         return load_directory(name, **columns)
     raise ModfitError(
-        f"dataset {name!r} is neither a named dataset ({', '.join(NAMED_DATASETS)}), "
-        "a directory of train/dev/test files, nor hf:<dataset-id>"
+        f"dataset {name!r} is neither a named dataset ({', '.join(NAMED_DATASETS)}, cifar10), "
+        "a directory of train/dev/test files, an image folder or tar, nor hf:<dataset-id>"
     )

@@ -88,8 +88,9 @@ def matches(coordinates: Coordinates, pattern: dict[str, Any]) -> bool:
 
 def _settings(spec: StudySpec, defence: Any, coordinates: Coordinates, dataset: str, attack: Any) -> dict:
     from modfit.defences import preset
+    from modfit.vision.data import dataset_kind
 
-    settings = merge(merge(spec.shared, preset(defence.preset)), defence.settings)
+    settings = merge(merge(spec.shared, preset(defence.preset, dataset_kind(dataset))), defence.settings)
     cell = {
         "dataset": dataset,
         "defence": defence.preset,

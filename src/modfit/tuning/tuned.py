@@ -46,12 +46,13 @@ class _Features(nn.Module):
         super().__init__()
         self.classifier = classifier
 
-    def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
-        return self.classifier.features(input_ids, attention_mask, **inputs)
+    def forward(self, *args, **inputs) -> torch.Tensor:
+        return self.classifier.features(*args, **inputs)
 
 
 class TunedClassifier(nn.Module):
-    """Same call signature as `Classifier`. `tuned` names the classifier's adapted tensors."""
+    """Same call signature as the classifier it wraps (a text `Classifier` or an `ImageClassifier`).
+    `tuned` names the classifier's adapted tensors."""
 
     def __init__(
         self,
@@ -83,15 +84,15 @@ class TunedClassifier(nn.Module):
             tensors.update(generator())
         return tensors
 
-    def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+    def forward(self, *args, **inputs) -> torch.Tensor:
         generated = self.generate()
         if not generated:
-            return self.classifier(input_ids, attention_mask, **inputs)
-        return functional_call(self.classifier, generated, (input_ids, attention_mask), inputs)
+            return self.classifier(*args, **inputs)
+        return functional_call(self.classifier, generated, args, inputs)
 
-    def features(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+    def features(self, *args, **inputs) -> torch.Tensor:
         generated = {f"classifier.{name}": t for name, t in self.generate().items()}
-        return functional_call(_Features(self.classifier), generated, (input_ids, attention_mask), inputs)
+        return functional_call(_Features(self.classifier), generated, args, inputs)
 
     def trained_names(self) -> list[str]:
         """Parameters (relative to this module) that training changes: generators', or the tuned tensors."""
