@@ -279,7 +279,8 @@ def image_tar(tmp_path) -> Path:
 def image_train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
     return [
         "train", "--dataset", str(dataset), "--attack", "patch", "--target", "0", "--poison-rate", "0.2",
-        "--epochs", "1", "--batch-size", "8", "--eval-every", "3", "--quiet", "--out", str(out), *extra,
+        "--epochs", "1", "--batch-size", "8", "--eval-every", "3", "--image-size", "8", "--quiet",
+        "--out", str(out), *extra,
     ]  # fmt: skip
 
 
@@ -318,6 +319,21 @@ def test_text_only_choices_on_images_are_one_line_errors(
     assert not (out / "metrics.json").exists()
 
 
+def test_image_defaults_sit_under_presets_and_user_settings(image_tar) -> None:
+    from modfit.experiment import resolve
+
+    plain = resolve({"dataset": str(image_tar), "attack": {"name": "patch"}})
+    assert (plain.model.image_size, plain.train.lr, plain.train.epochs) == (64, 1e-3, 3.0)
+    lower = resolve({"dataset": str(image_tar), "attack": {"name": "patch"}, "defence": "lower-lr"})
+    assert lower.train.lr == 1e-4 and lower.model.image_size == 64
+    mine = resolve(
+        {"dataset": str(image_tar), "defence": "lower-lr", "train": {"lr": 5e-5}, "model": {"image_size": 32}}
+    )
+    assert (mine.train.lr, mine.model.image_size) == (5e-5, 32)
+    text = resolve({"dataset": "sst2", "defence": "lower-lr"})
+    assert text.train.lr == 1e-5 and text.model.image_size is None
+
+
 def test_poison_and_scan_say_they_take_text(image_tar, tmp_path, capsys) -> None:
     from modfit.cli import main
 
@@ -335,7 +351,8 @@ def test_grid_and_report_take_an_image_study(tiny_backbone, image_tar, tmp_path)
     from modfit.store import open_store
 
     spec = {"name": "colours", "datasets": [str(image_tar)], "attacks": ["patch", "blend"],
-            "defences": ["none", "lora-reparam"], "target": 0, "train": {"epochs": 1, "batch_size": 16}}  # fmt: skip
+            "defences": ["none", "lora-reparam"], "target": 0, "model": {"image_size": 8},
+            "train": {"epochs": 1, "batch_size": 16}}  # fmt: skip
     spec_file = tmp_path / "study.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     store_file = tmp_path / "study.sqlite"
@@ -343,6 +360,8 @@ def test_grid_and_report_take_an_image_study(tiny_backbone, image_tar, tmp_path)
     with open_store(store_file) as store:
         cells = store.cells()
     assert len(cells) == 4 and {c.status for c in cells} == {"done"}
+    # the study's shared settings win over the image defaults; lora-reparam's preset over the study's
+    assert {c.defence: c.metrics["epoch"] for c in cells} == {"none": 1.0, "lora-reparam": 2.0}
     assert main(["report", str(store_file), "--out", str(tmp_path / "report"), "--projection", "pca"]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
     assert "blend" in report and "lora-reparam" in report

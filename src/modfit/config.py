@@ -131,7 +131,10 @@ class ModelConfig:
     def validate(self) -> None:
         _check(self.pooling in (None, "cls", "mean"), f"pooling {self.pooling!r}: use cls or mean")
         _check(self.max_length >= 8, f"max_length {self.max_length}: use at least 8 tokens")
-        _check(self.image_size is None or self.image_size >= 8, f"image_size {self.image_size}: use at least 8 px")
+        _check(
+            self.image_size is None or self.image_size >= 8,
+            f"image_size {self.image_size}: use at least 8 px",
+        )
 
 
 @dataclass(frozen=True)

@@ -63,10 +63,11 @@ def base_defence(name: str) -> str:
 
 
 # Images (README, "Vision"): the values above were measured for MiniLM on SST-2; the image victim
-# (EfficientNet-Lite0, CIFAR-10) has its own, measured in benchmarks/results/vision_settings.md. Every
-# image preset sits on IMAGE_DEFAULTS, the undefended image settings. The adapter and prefix methods
-# place modules in a transformer encoder, and the baselines read text, so they are text-only.
-IMAGE_DEFAULTS: dict[str, Any] = {"train": {"lr": 1e-3, "epochs": 3}}
+# (EfficientNet-Lite0, CIFAR-10) has its own, measured in benchmarks/results/vision_settings.md.
+# IMAGE_DEFAULTS are the undefended image settings, under everything the user or a study sets. The
+# adapter and prefix methods place modules in a transformer encoder, and the baselines read text, so
+# they are text-only.
+IMAGE_DEFAULTS: dict[str, Any] = {"model": {"image_size": 64}, "train": {"lr": 1e-3, "epochs": 3}}
 IMAGE_PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
     "fewer-epochs": {"train": {"epochs": 1}},
@@ -80,6 +81,11 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+def defaults(kind: str) -> dict[str, Any]:
+    """The undefended settings of a `text` or `image` dataset, under every preset and user setting."""
+    return IMAGE_DEFAULTS if kind == "image" else {}
+
+
 def preset(name: str, kind: str = "text") -> dict[str, Any]:
     """The settings of defence `name` for a `text` or `image` dataset, including the `+auto` stopping
     rule on top of a registered one."""
@@ -90,7 +96,7 @@ def preset(name: str, kind: str = "text") -> dict[str, Any]:
             raise ModfitError(
                 f"defence {base!r} is for text models; for images use {', '.join(IMAGE_PRESETS)}"
             )
-        settings = merge(IMAGE_DEFAULTS, IMAGE_PRESETS[base])
+        settings = IMAGE_PRESETS[base]
     if base == name:
         return settings
     if base == "auto":

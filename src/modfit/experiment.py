@@ -15,7 +15,7 @@ from modfit.auto import AutoSelect
 from modfit.callbacks import Evaluate, KeepBestDev, Progress
 from modfit.config import Experiment, from_dict, merge
 from modfit.data import Example, Splits, dataset_dir, load_dataset, read_examples, subsample
-from modfit.defences import base_defence, preset
+from modfit.defences import base_defence, defaults, preset
 from modfit.encoding import Encoder, encode
 from modfit.errors import ModfitError
 from modfit.evaluate import EvalSet
@@ -37,7 +37,7 @@ def resolve(settings: Mapping[str, Any]) -> Experiment:
     from modfit.baselines import check_defence_options
 
     kind = dataset_kind(str(settings.get("dataset", Experiment.dataset)))
-    chosen = preset(settings.get("defence", "none"), kind)  # `NAME+auto` resolves here, at the edge
+    chosen = merge(defaults(kind), preset(settings.get("defence", "none"), kind))  # `NAME+auto` resolves here
     experiment = from_dict(Experiment, merge(chosen, settings), where="experiment")
     check_defence_options(experiment)
     return experiment

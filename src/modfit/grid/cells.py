@@ -87,10 +87,12 @@ def matches(coordinates: Coordinates, pattern: dict[str, Any]) -> bool:
 
 
 def _settings(spec: StudySpec, defence: Any, coordinates: Coordinates, dataset: str, attack: Any) -> dict:
-    from modfit.defences import preset
+    from modfit.defences import defaults, preset
     from modfit.vision.data import dataset_kind
 
-    settings = merge(merge(spec.shared, preset(defence.preset, dataset_kind(dataset))), defence.settings)
+    kind = dataset_kind(dataset)
+    shared = merge(defaults(kind), spec.shared)
+    settings = merge(merge(shared, preset(defence.preset, kind)), defence.settings)
     cell = {
         "dataset": dataset,
         "defence": defence.preset,
