@@ -70,7 +70,7 @@ def base_defence(name: str) -> str:
 IMAGE_DEFAULTS: dict[str, Any] = {"model": {"image_size": 64}, "train": {"lr": 1e-3, "epochs": 3}}
 IMAGE_PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
-    "fewer-epochs": {"train": {"epochs": 1}},
+    "fewer-epochs": {"train": {"epochs": 0.5}},
     "lower-lr": {"train": {"lr": 1e-4}},
     "lora-reparam": {
         "tuning": {"method": "lora", "options": {"rank": 8, "alpha": 16, "reparam": REPARAM,
