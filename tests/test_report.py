@@ -107,3 +107,26 @@ def test_spread_and_percent():
     assert percent(spread([0.9, 0.92])) == "91.0 ± 1.4"
     assert percent(spread([0.5, None, float("nan")]), expected=3) == "50.0 (n=1)"
     assert percent(spread([])) == "–"
+
+
+def test_several_stores_make_one_report(small_store, tmp_path):
+    other = tmp_path / "other.sqlite"
+    with open_store(other, create=True) as store:
+        store.set_meta("name", "other")
+        cell = Cell(
+            Coordinates("sst2", "badnet", "bki", 0.1, "dirty", 0),
+            Experiment(dataset="sst2", attack=AttackConfig(name="badnet"), defence="bki", seed=0),
+        )
+        store.sync([cell])
+        store.claim(cell.hash)
+        store.finish(
+            cell.hash,
+            CellOutcome({"cacc": 0.8, "asr": 0.15, "asr_floor": 0.1}, history(0.8, 0.15), 22_370, 90.0, []),
+        )
+    out = tmp_path / "report"
+    assert main(["report", str(small_store), str(other), "--out", str(out), "--projection", "pca"]) == 0
+    markdown = (out / "report.md").read_text()
+    assert "Study: small + other" in markdown
+    bki = next(line for line in markdown.splitlines() if line.startswith("| bki |"))
+    assert bki.startswith("| bki | 80.0 (n=1) | **15.0 (n=1)** |")  # beside the first store's defences
+    assert any(line.startswith("| fewer-epochs |") for line in markdown.splitlines())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,10 @@ def _add_study_commands(commands) -> None:
     grid.add_argument("--quiet", action="store_true", help="no progress bars")
 
     report = commands.add_parser("report", help="tables, dynamics, rate curves and maps from a study store")
-    report.add_argument("store", help="the study's SQLite file (may be read while a grid writes it)")
+    report.add_argument(
+        "store", nargs="+", help="the study's SQLite file (may be read while a grid writes it); several "
+        "stores (studies run apart) make one report",
+    )  # fmt: skip
     report.add_argument("--out", required=True, help="folder for report.md, report.html and the PNGs")
     report.add_argument(
         "--projection", choices=["auto", "pca", "tsne"], default="auto",
@@ -324,9 +328,19 @@ def command_report(args: argparse.Namespace) -> None:
     from modfit.report.study import ReportOptions, build_report
     from modfit.store import open_store
 
-    with open_store(args.store) as store:
-        cells, meta = store.cells(), store.meta()
-        document = build_report(cells, store.snapshots, ReportOptions(args.projection, args.title), meta)
+    with contextlib.ExitStack() as stack:
+        stores = [stack.enter_context(open_store(path)) for path in args.store]
+        cells = [cell for store in stores for cell in store.cells()]
+        metas = [store.meta() for store in stores]
+        meta = {"name": " + ".join(m.get("name", "unnamed") for m in metas),
+                "spec": "\n---\n".join(m["spec"] for m in metas if m.get("spec"))}  # fmt: skip
+        owner = {cell.hash: store for store in stores for cell in store.cells()}
+        document = build_report(
+            cells,
+            lambda digest: owner[digest].snapshots(digest),
+            ReportOptions(args.projection, args.title),
+            meta,
+        )
     write_report(document, args.out)
     done = len({c.hash for c in cells if c.status == "done"})
     print(
