@@ -130,3 +130,5 @@ def test_several_stores_make_one_report(small_store, tmp_path):
     bki = next(line for line in markdown.splitlines() if line.startswith("| bki |"))
     assert bki.startswith("| bki | 80.0 (n=1) | **15.0 (n=1)** |")  # beside the first store's defences
     assert any(line.startswith("| fewer-epochs |") for line in markdown.splitlines())
+    none = next(line for line in markdown.splitlines() if line.startswith("| none |"))
+    assert none.startswith("| none | 91.0 ± 1.4 | 99.0 ± 1.4 |")  # seeds 0 and 1, seed 0 not twice

@@ -330,11 +330,17 @@ def command_report(args: argparse.Namespace) -> None:
 
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(path)) for path in args.store]
-        cells = [cell for store in stores for cell in store.cells()]
+        cells, seen = [], set()
+        for store in stores:  # a cell two studies hold (same experiment, same coordinates) is listed once
+            for cell in store.cells():
+                key = (cell.hash, cell.dataset, cell.attack, cell.defence, cell.rate, cell.mode, cell.seed)
+                if key not in seen:
+                    seen.add(key)
+                    cells.append(cell)
         metas = [store.meta() for store in stores]
         meta = {"name": " + ".join(m.get("name", "unnamed") for m in metas),
                 "spec": "\n---\n".join(m["spec"] for m in metas if m.get("spec"))}  # fmt: skip
-        owner = {cell.hash: store for store in stores for cell in store.cells()}
+        owner = {cell.hash: store for store in reversed(stores) for cell in store.cells()}
         document = build_report(
             cells,
             lambda digest: owner[digest].snapshots(digest),
