@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
 
 from modfit.data.example import Splits
@@ -74,12 +75,7 @@ def _decode(data: bytes, where: str) -> torch.Tensor:
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError) as err:
         raise ModfitError(f"{where}: not a readable image ({err}); remove the file or replace it") from None
-    return (
-        torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
-        .view(rgb.height, rgb.width, 3)
-        .permute(2, 0, 1)
-        .contiguous()
-    )
+    return torch.from_numpy(numpy.array(rgb)).permute(2, 0, 1).contiguous()  # 3 × H × W, uint8
 
 
 def _files(path: Path) -> Iterator[tuple[tuple[str, ...], bytes, str]]:
