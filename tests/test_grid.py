@@ -238,3 +238,17 @@ def test_a_model_without_features_is_skipped_with_a_note():
     recorder.on_step(state)
     recorder.on_end(state)
     assert recorder.snapshots == [] and "Linear has no features method" in recorder.note
+
+
+def test_only_runs_a_part_of_the_study(tmp_path, capsys):
+    spec_file = tmp_path / "study.yaml"
+    spec = {"name": "parts", "datasets": ["sst2"], "attacks": ["badnet", "addsent", "style"],
+            "defences": ["none", "fewer-epochs"], "seeds": [0, 1]}  # fmt: skip
+    spec_file.write_text(yaml.safe_dump(spec))
+    argv = ["grid", str(spec_file), "--store", str(tmp_path / "s.sqlite"), "--dry-run"]
+    assert main([*argv, "--only", "attack=addsent,style", "--only", "seed=1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "4 cells, 4 distinct"
+    assert all(" · seed 1" in line and ("addsent" in line or "style" in line) for line in lines[:-1])
+    assert main([*argv, "--only", "colour=red"]) == 2
+    assert "--only 'colour=red': use AXIS=VALUE" in capsys.readouterr().err

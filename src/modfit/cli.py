@@ -188,6 +188,11 @@ def _add_study_commands(commands) -> None:
     grid.add_argument("--train-size", type=int, help="override the spec's train_size for every cell")
     grid.add_argument("--eval-size", type=int, help="override the spec's eval_size for every cell")
     grid.add_argument("--skip-failed", action="store_true", help="leave failed cells failed (default: retry)")
+    grid.add_argument(
+        "--only", action="append", metavar="AXIS=V1,V2",
+        help="run only the cells with these values (e.g. attack=syntactic,style; repeatable): a part of a "
+        "study, say in its own store beside another part; `modfit report A B` joins them",
+    )  # fmt: skip
     grid.add_argument("--dry-run", action="store_true", help="list the cells and their status; run nothing")
     grid.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -291,6 +296,26 @@ def command_demo(args: argparse.Namespace) -> None:
     print(run_demo(args.out, train_size=args.train_size, progress=not args.quiet))
 
 
+def _only_patterns(values: list[str]) -> list[tuple[str, set[str]]]:
+    """`--only attack=syntactic,style` → ("attack", {"syntactic", "style"}): a part of a study to run."""
+    from modfit.grid.spec import AXES
+
+    patterns = []
+    for value in values:
+        axis, _, wanted = value.partition("=")
+        if axis not in AXES or not wanted:
+            raise ModfitError(
+                f"--only {value!r}: use AXIS=VALUE[,VALUE...] with AXIS one of {', '.join(AXES)}"
+            )
+        patterns.append((axis, set(wanted.split(","))))
+    return patterns
+
+
+def _selects(pattern: tuple[str, set[str]], coordinates) -> bool:
+    axis, wanted = pattern
+    return str(getattr(coordinates, axis)) in wanted
+
+
 def command_grid(args: argparse.Namespace) -> int:
     from modfit.grid import expand, read_spec, run_grid
     from modfit.store import open_store
@@ -299,7 +324,8 @@ def command_grid(args: argparse.Namespace) -> int:
         k: v for k, v in (("train_size", args.train_size), ("eval_size", args.eval_size)) if v is not None
     }
     spec = read_spec(args.spec, overrides)
-    cells = expand(spec)
+    only = _only_patterns(args.only or [])
+    cells = [cell for cell in expand(spec) if all(_selects(p, cell.coordinates) for p in only)]
     if args.dry_run:
         statuses = {}
         if Path(args.store).is_file():
