@@ -110,19 +110,31 @@ def test_spread_and_percent():
 
 
 def test_several_stores_make_one_report(small_store, tmp_path):
+    def cell(attack: str, defence: str) -> Cell:
+        experiment = Experiment(
+            dataset="sst2", attack=AttackConfig(name=attack, rate=0.1), defence=defence, seed=0
+        )
+        return Cell(Coordinates("sst2", attack, defence, 0.1, "dirty", 0), experiment)
+
     other = tmp_path / "other.sqlite"
     with open_store(other, create=True) as store:
         store.set_meta("name", "other")
-        cell = Cell(
-            Coordinates("sst2", "badnet", "bki", 0.1, "dirty", 0),
-            Experiment(dataset="sst2", attack=AttackConfig(name="badnet"), defence="bki", seed=0),
-        )
-        store.sync([cell])
-        store.claim(cell.hash)
-        store.finish(
-            cell.hash,
-            CellOutcome({"cacc": 0.8, "asr": 0.15, "asr_floor": 0.1}, history(0.8, 0.15), 22_370, 90.0, []),
-        )
+        # a new defence; the first store's undefended seed-0 cell again (listed once); the cell that
+        # failed in the first store, done here (the done one is reported)
+        numbers = {
+            ("badnet", "bki"): (0.8, 0.15),
+            ("badnet", "none"): (0.90, 0.98),
+            ("style", "none"): (0.7, 0.5),
+        }
+        cells = {key: cell(*key) for key in numbers}
+        store.sync(list(cells.values()))
+        for key, (cacc, asr) in numbers.items():
+            store.claim(cells[key].hash)
+            outcome = CellOutcome(
+                {"cacc": cacc, "asr": asr, "asr_floor": 0.1}, history(cacc, asr), 22_370, 90.0, []
+            )
+            store.finish(cells[key].hash, outcome)
+    assert cells["badnet", "none"].hash in {c.hash for c in open_store(small_store).cells()}
     out = tmp_path / "report"
     assert main(["report", str(small_store), str(other), "--out", str(out), "--projection", "pca"]) == 0
     markdown = (out / "report.md").read_text()
@@ -131,4 +143,6 @@ def test_several_stores_make_one_report(small_store, tmp_path):
     assert bki.startswith("| bki | 80.0 (n=1) | **15.0 (n=1)** |")  # beside the first store's defences
     assert any(line.startswith("| fewer-epochs |") for line in markdown.splitlines())
     none = next(line for line in markdown.splitlines() if line.startswith("| none |"))
-    assert none.startswith("| none | 91.0 ± 1.4 | 99.0 ± 1.4 |")  # seeds 0 and 1, seed 0 not twice
+    # badnet: seeds 0 and 1 (seed 0 not twice); style: the done cell, not the failed one
+    assert none.startswith("| none | 91.0 ± 1.4 | 99.0 ± 1.4 | 10.0 ± 0.0 | 70.0 (n=1) | **50.0 (n=1)** |")
+    assert "ModfitError: no paraphrase table" not in markdown

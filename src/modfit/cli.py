@@ -352,17 +352,19 @@ def command_grid(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> None:
     from modfit.report.document import write_report
     from modfit.report.study import ReportOptions, build_report
-    from modfit.store import open_store
+    from modfit.store import StoredCell, open_store
 
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(path)) for path in args.store]
-        cells, seen = [], set()
-        for store in stores:  # a cell two studies hold (same experiment, same coordinates) is listed once
+        # a cell that several stores hold (same experiment, same coordinates) is listed once, done if
+        # any store finished it
+        chosen: dict[tuple, StoredCell] = {}
+        for store in stores:
             for cell in store.cells():
                 key = (cell.hash, cell.dataset, cell.attack, cell.defence, cell.rate, cell.mode, cell.seed)
-                if key not in seen:
-                    seen.add(key)
-                    cells.append(cell)
+                if key not in chosen or (chosen[key].status != "done" and cell.status == "done"):
+                    chosen[key] = cell
+        cells = list(chosen.values())
         metas = [store.meta() for store in stores]
         meta = {"name": " + ".join(m.get("name", "unnamed") for m in metas),
                 "spec": "\n---\n".join(m["spec"] for m in metas if m.get("spec"))}  # fmt: skip
