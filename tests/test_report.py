@@ -134,7 +134,8 @@ def test_several_stores_make_one_report(small_store, tmp_path):
                 {"cacc": cacc, "asr": asr, "asr_floor": 0.1}, history(cacc, asr), 22_370, 90.0, []
             )
             store.finish(cells[key].hash, outcome)
-    assert cells["badnet", "none"].hash in {c.hash for c in open_store(small_store).cells()}
+    with open_store(small_store) as first:
+        assert cells["badnet", "none"].hash in {c.hash for c in first.cells()}
     out = tmp_path / "report"
     assert main(["report", str(small_store), str(other), "--out", str(out), "--projection", "pca"]) == 0
     markdown = (out / "report.md").read_text()
