@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy
 import pytest
@@ -147,3 +148,15 @@ def test_several_stores_make_one_report(small_store, tmp_path):
     # badnet: seeds 0 and 1 (seed 0 not twice); style: the done cell, not the failed one
     assert none.startswith("| none | 91.0 ± 1.4 | 99.0 ± 1.4 | 10.0 ± 0.0 | 70.0 (n=1) | **50.0 (n=1)** |")
     assert "ModfitError: no paraphrase table" not in markdown
+
+
+def test_parts_of_one_study_name_it_once(small_store, tmp_path):
+    with open_store(small_store) as store:
+        store.set_meta("spec", "name: small-spec-text")
+    part = tmp_path / "part.sqlite"
+    shutil.copy(small_store, part)
+    out = tmp_path / "report"
+    assert main(["report", str(small_store), str(part), "--out", str(out), "--projection", "pca"]) == 0
+    markdown = (out / "report.md").read_text()
+    assert "Study: small\n" in markdown and "small + small" not in markdown
+    assert markdown.count("small-spec-text") == 1

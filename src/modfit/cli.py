@@ -366,8 +366,10 @@ def command_report(args: argparse.Namespace) -> None:
                     chosen[key] = cell
         cells = list(chosen.values())
         metas = [store.meta() for store in stores]
-        meta = {"name": " + ".join(m.get("name", "unnamed") for m in metas),
-                "spec": "\n---\n".join(m["spec"] for m in metas if m.get("spec"))}  # fmt: skip
+        # parts of one study (`grid --only` into several stores) name it, and show its spec, once
+        names = dict.fromkeys(m.get("name", "unnamed") for m in metas)
+        specs = dict.fromkeys(m["spec"] for m in metas if m.get("spec"))
+        meta = {"name": " + ".join(names), "spec": "\n---\n".join(specs)}
         owner = {cell.hash: store for store in reversed(stores) for cell in store.cells()}
         document = build_report(
             cells,
