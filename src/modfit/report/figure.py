@@ -19,5 +19,5 @@ def to_png(figure, title: str = "", dpi: int = 110) -> bytes:
         figure.suptitle(title)
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")  # a legend beside the axes too
     return buffer.getvalue()
