@@ -349,28 +349,36 @@ def command_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_stores(stores: list) -> tuple[list, dict]:
+    """The cells of several stores, read once: a cell that several hold (same experiment, same
+    coordinates) is listed once, the done copy if any store finished it; and for each hash the store
+    that holds the chosen copy (where its representations are)."""
+    chosen: dict[tuple, tuple] = {}
+    for store in stores:
+        for cell in store.cells():
+            key = (cell.hash, cell.dataset, cell.attack, cell.defence, cell.rate, cell.mode, cell.seed)
+            if key not in chosen or (chosen[key][0].status != "done" and cell.status == "done"):
+                chosen[key] = (cell, store)
+    owner: dict = {}
+    for cell, store in chosen.values():
+        if cell.hash not in owner or cell.status == "done":
+            owner[cell.hash] = store
+    return [cell for cell, _ in chosen.values()], owner
+
+
 def command_report(args: argparse.Namespace) -> None:
     from modfit.report.document import write_report
     from modfit.report.study import ReportOptions, build_report
-    from modfit.store import StoredCell, open_store
+    from modfit.store import open_store
 
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(path)) for path in args.store]
-        # a cell that several stores hold (same experiment, same coordinates) is listed once, done if
-        # any store finished it
-        chosen: dict[tuple, StoredCell] = {}
-        for store in stores:
-            for cell in store.cells():
-                key = (cell.hash, cell.dataset, cell.attack, cell.defence, cell.rate, cell.mode, cell.seed)
-                if key not in chosen or (chosen[key].status != "done" and cell.status == "done"):
-                    chosen[key] = cell
-        cells = list(chosen.values())
+        cells, owner = _join_stores(stores)
         metas = [store.meta() for store in stores]
         # parts of one study (`grid --only` into several stores) name it, and show its spec, once
         names = dict.fromkeys(m.get("name", "unnamed") for m in metas)
         specs = dict.fromkeys(m["spec"] for m in metas if m.get("spec"))
         meta = {"name": " + ".join(names), "spec": "\n---\n".join(specs)}
-        owner = {cell.hash: store for store in reversed(stores) for cell in store.cells()}
         document = build_report(
             cells,
             lambda digest: owner[digest].snapshots(digest),
