@@ -18,8 +18,9 @@ from modfit.train import EvalPoint, TrainState
 from modfit.transition import Signals, Transition, TransitionRule, find_transition, reference_point
 
 
-def signals_of(dynamics: RowDynamics, num_labels: int) -> Signals:
-    return Signals(dynamics.dev_acc, dynamics.train_loss, dynamics.high_loss_share(num_labels))
+def signals_of(dynamics: RowDynamics, num_labels: int, dev_size: int = 0) -> Signals:
+    share = dynamics.high_loss_share(num_labels)
+    return Signals(dynamics.dev_acc, dynamics.train_loss, share, dev_size)
 
 
 def _trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -30,11 +31,15 @@ def _trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 class AutoSelect:
     """A callback after `Evaluate`: records the row dynamics, checks the rule at every new point, stops
     training once a transition is confirmed and restores its weights at the end. `best` is the kept
-    point (the last one when no transition was seen); `dynamics()` the record."""
+    point (the last one when no transition was seen); `dynamics()` the record. `dev_size`: the clean
+    dev rows behind each dev accuracy, for the rule's noise margin."""
 
-    def __init__(self, num_rows: int, num_labels: int, rule: TransitionRule | None = None) -> None:
+    def __init__(
+        self, num_rows: int, num_labels: int, rule: TransitionRule | None = None, dev_size: int = 0
+    ) -> None:
         self.recorder = RecordRowDynamics(num_rows)
         self.num_labels = num_labels
+        self.dev_size = dev_size
         self.rule = rule or TransitionRule()
         self.transition: Transition | None = None
         self.kept: dict[int, dict[str, torch.Tensor]] = {}
@@ -52,6 +57,9 @@ class AutoSelect:
     def dynamics(self) -> RowDynamics:
         return self.recorder.result()
 
+    def signals(self) -> Signals:
+        return signals_of(self.dynamics(), self.num_labels, self.dev_size)
+
     def on_step(self, state: TrainState) -> None:
         before = len(self.points)
         self.recorder.on_step(state)
@@ -59,7 +67,7 @@ class AutoSelect:
             return
         index = len(self.points) - 1
         self.kept[index] = _trainable_weights(state.model)
-        found = find_transition(signals_of(self.dynamics(), self.num_labels), self.rule)
+        found = find_transition(self.signals(), self.rule)
         if found is not None:
             self.transition = found
             state.stop = True
@@ -68,7 +76,7 @@ class AutoSelect:
 
     def _forget(self, index: int) -> None:
         """Keep the reference point's weights and the last `patience + 2` points' only."""
-        reference = reference_point(signals_of(self.dynamics(), self.num_labels), index, self.rule)
+        reference = reference_point(self.signals(), index, self.rule)
         keep_from = index - self.rule.patience - 2
         for old in [i for i in self.kept if i < keep_from and i != reference]:
             del self.kept[old]

@@ -63,6 +63,7 @@ class RunResult:
     tokenizer: Any
     generated_params: int = 0
     defence: DefenceOutcome | None = None  # what a baseline defence's procedure adds (modfit.baselines)
+    dev_size: int = 0  # clean dev rows behind each dev accuracy (the eval subset's, when one was used)
 
     def metrics(self) -> dict[str, Any]:
         f = self.final
@@ -177,7 +178,7 @@ def train_once(
     points = AUTO_SELECT_EVAL_POINTS if config.select == "auto" else AUTO_EVAL_POINTS
     every = config.eval_every or max(1, total_steps // points)
     callbacks: list[object] = [Evaluate(eval_set, every)]
-    selector = _selector(config.select, len(train), data.splits.num_labels)
+    selector = _selector(config.select, len(train), data.splits.num_labels, len(dev))
     if selector:
         callbacks.append(selector)
     if progress:
@@ -199,6 +200,7 @@ def train_once(
         tokenizer=tokenizer,
         generated_params=count_generated(model),
         defence=outcome,
+        dev_size=len(dev),
     )
 
 
@@ -217,11 +219,13 @@ def _victim(
     return model, tokenizer, encoder or encode
 
 
-def _selector(select: str, num_rows: int, num_labels: int) -> KeepBestDev | AutoSelect | None:
+def _selector(
+    select: str, num_rows: int, num_labels: int, dev_size: int
+) -> KeepBestDev | AutoSelect | None:
     if select == "best-dev":
         return KeepBestDev()
     if select == "auto":
-        return AutoSelect(num_rows, num_labels)
+        return AutoSelect(num_rows, num_labels, dev_size=dev_size)
     return None
 
 

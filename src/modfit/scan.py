@@ -44,11 +44,11 @@ class ScanResult:
 
 
 def rank_rows(
-    dynamics: RowDynamics, num_labels: int, cut: Cut
+    dynamics: RowDynamics, num_labels: int, cut: Cut, dev_size: int
 ) -> tuple[list[float], Transition | None, list[bool]]:
     """Suspicion scores from the start of the moderate-fitting plateau found in hindsight to the end of
     the run (`modfit.suspicion` says why not only to the transition), and the cut's flags."""
-    signals = signals_of(dynamics, num_labels)
+    signals = signals_of(dynamics, num_labels, dev_size)
     transition = find_transition(signals)
     end = transition.index if transition else dynamics.num_points - 1
     start = reference_point(signals, end, TransitionRule()) if end >= 0 else None
@@ -70,7 +70,7 @@ def scan(
     recorder = RecordRowDynamics(len(data.train))
     run = train_once(experiment, progress, [recorder], data, encoder)
     dynamics = recorder.result()
-    scores, transition, flagged = rank_rows(dynamics, data.splits.num_labels, cut or Cut())
+    scores, transition, flagged = rank_rows(dynamics, data.splits.num_labels, cut or Cut(), run.dev_size)
     return ScanResult(scores, ranking(scores), flagged, transition, dynamics, run)
 
 

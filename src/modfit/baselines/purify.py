@@ -33,7 +33,7 @@ def purify(context: Context, options: PurifyOptions) -> RunResult:
 
     def verdict(result: RunResult, texts: list[str], labels: list[int]) -> RowVerdict:
         scores, transition, flagged = rank_rows(
-            recorder.result(), num_labels, Cut(options.drop_top, options.drop_fraction)
+            recorder.result(), num_labels, Cut(options.drop_top, options.drop_fraction), result.dev_size
         )
         point = result.history[transition.index] if transition else None
         details = {"transition_reason": transition.reason if transition else "none",
