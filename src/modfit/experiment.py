@@ -219,9 +219,7 @@ def _victim(
     return model, tokenizer, encoder or encode
 
 
-def _selector(
-    select: str, num_rows: int, num_labels: int, dev_size: int
-) -> KeepBestDev | AutoSelect | None:
+def _selector(select: str, num_rows: int, num_labels: int, dev_size: int) -> KeepBestDev | AutoSelect | None:
     if select == "best-dev":
         return KeepBestDev()
     if select == "auto":
