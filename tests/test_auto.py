@@ -59,8 +59,10 @@ def test_dev_plateau_without_a_fall():
     """Dev flat after point 5, share flat: classic early stopping at the best point, after patience."""
     dev = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9] + [0.9] * 8
     share = [NAN, 0.4, 0.3, 0.2, 0.15, 0.12] + [0.12] * 8
-    found = find_transition(Signals(dev, [0.5] * 14, share), TransitionRule(patience=3))
+    found = find_transition(Signals(dev, [0.5] * 14, share), TransitionRule(dev_patience=3))
     assert (found.index, found.confirmed_at, found.reason) == (5, 8, "dev-plateau")
+    found = find_transition(Signals(dev, [0.5] * 14, share))  # the default waits 5 points
+    assert (found.index, found.confirmed_at) == (5, 10)
 
 
 def test_a_flat_start_within_dev_noise_is_not_a_plateau():
@@ -68,18 +70,29 @@ def test_a_flat_start_within_dev_noise_is_not_a_plateau():
     of one class, then flat at chance for a while before the task is learned. Within two standard
     errors (0.07) of the start that is no plateau; the rule waits for the real one."""
     start = [0.525, 0.555, 0.56, 0.54, 0.54, 0.545, 0.55, 0.56]
-    learned = [0.62, 0.70, 0.76, 0.78, 0.785, 0.78, 0.78, 0.78]
+    learned = [0.62, 0.70, 0.76, 0.78, 0.785, 0.78, 0.78, 0.78, 0.775, 0.78]
     dev = start + learned
-    share = [NAN] + [0.5] * (len(start) - 1) + [0.3, 0.2, 0.15, 0.13, 0.13, 0.13, 0.13, 0.13]
+    share = [NAN] + [0.5] * (len(start) - 1) + [0.3, 0.2, 0.15] + [0.13] * 7
     curves = Signals(dev, [0.6] * len(dev), share, dev_size=200)
     found = find_transition(curves)
     assert found is not None and found.reason == "dev-plateau"
-    assert found.index == len(start) + 3 and found.confirmed_at == len(start) + 6
+    assert found.index == len(start) + 3 and found.confirmed_at == len(start) + 8
     unknown_size = Signals(dev, [0.6] * len(dev), share)  # margin = tolerance: the old early stop
     assert find_transition(unknown_size).index == 1
     assert learning_margin(0.5, 200, TransitionRule()) == pytest.approx(0.0707, abs=1e-4)
     assert learning_margin(0.5, 0, TransitionRule()) == TransitionRule().tolerance
     assert learning_margin(0.5, 10**7, TransitionRule()) == TransitionRule().tolerance
+
+
+def test_a_short_stall_while_learning_is_not_a_plateau():
+    """The same preset with the fixed margin, measured every 2 steps: dev held 0.705-0.715 for three
+    points at step 22-28 of a run whose last step reaches 0.78. Three points of noise are not five."""
+    dev = [0.525, 0.555, 0.56, 0.54, 0.54, 0.54, 0.565, 0.58, 0.605, 0.655, 0.70, 0.715, 0.705, 0.71, 0.715]
+    assert find_transition(Signals(dev, [0.6] * len(dev), [NAN] * len(dev), dev_size=200)) is None
+    stopped = find_transition(
+        Signals(dev, [0.6] * len(dev), [NAN] * len(dev), 200), TransitionRule(dev_patience=3)
+    )
+    assert stopped.index == 11  # what the old patience did
 
 
 def test_without_dev_the_share_alone_decides():
@@ -169,7 +182,7 @@ def test_select_auto_stops_and_restores(text_dataset, tiny_bert):
 
 
 def test_auto_select_keeps_bounded_weights():
-    selector = AutoSelect(num_rows=4, num_labels=2, rule=TransitionRule(patience=2))
+    selector = AutoSelect(num_rows=4, num_labels=2, rule=TransitionRule(patience=2, dev_patience=2))
     model = torch.nn.Linear(2, 2)
     state = TrainState(model, step=0, total_steps=100, steps_per_epoch=10)
     for step in range(0, 100, 5):
@@ -182,7 +195,7 @@ def test_auto_select_keeps_bounded_weights():
 def test_auto_select_restores_the_chosen_points_weights():
     """Dev accuracy 0.5, 0.9, then flat: the plateau is confirmed at point 4 and point 1's weights
     come back, although the weights changed at every point."""
-    selector = AutoSelect(num_rows=2, num_labels=2, rule=TransitionRule(patience=3))
+    selector = AutoSelect(num_rows=2, num_labels=2, rule=TransitionRule(patience=3, dev_patience=3))
     model = torch.nn.Linear(1, 1)
     state = TrainState(model, step=0, total_steps=100, steps_per_epoch=1)
     for index, dev in enumerate([0.5, 0.9, 0.9, 0.9, 0.9, 0.9]):

@@ -5,7 +5,7 @@ Why stop *and* restore: the rule (`modfit.transition`) confirms a transition a f
 happened (it needs to see the fall or the plateau), so training stops at confirmation — the rest of
 the schedule would only teach the trigger and costs time — and the trainable weights go back to the
 transition point, as `KeepBestDev` restores the best dev point. Memory stays bounded: weights are kept
-(on the CPU) for the current reference point and the last `patience + 2` points only; a transition
+(on the CPU) for the current reference point and the last `max(patience, dev_patience) + 2` points only; a transition
 older than those falls back to the nearest kept point before it.
 """
 
@@ -75,9 +75,9 @@ class AutoSelect:
         self._forget(index)
 
     def _forget(self, index: int) -> None:
-        """Keep the reference point's weights and the last `patience + 2` points' only."""
+        """Keep the reference point's weights and the last `max(patience, dev_patience) + 2` points'."""
         reference = reference_point(self.signals(), index, self.rule)
-        keep_from = index - self.rule.patience - 2
+        keep_from = index - max(self.rule.patience, self.rule.dev_patience) - 2
         for old in [i for i in self.kept if i < keep_from and i != reference]:
             del self.kept[old]
 
