@@ -258,7 +258,9 @@ def test_sst2_loads_from_the_shared_data(monkeypatch):
 
 def test_unknown_dataset_name():
     message = error_of(load_dataset, "no-such-dataset")
-    assert message.startswith("dataset 'no-such-dataset' is neither a named dataset (sst2, hsol, agnews, cifar10)")
+    assert message.startswith(
+        "dataset 'no-such-dataset' is neither a named dataset (sst2, hsol, agnews, cifar10)"
+    )
 
 
 # --- subsets -------------------------------------------------------------------------------------

@@ -160,3 +160,27 @@ def test_parts_of_one_study_name_it_once(small_store, tmp_path):
     markdown = (out / "report.md").read_text()
     assert "Study: small\n" in markdown and "small + small" not in markdown
     assert markdown.count("small-spec-text") == 1
+
+
+def test_only_reports_the_chosen_cells_and_names_their_stores(small_store, tmp_path, capsys):
+    """A study's baseline taken from another study's store: `--only` keeps the wanted cells, and a
+    store that contributes none is not named."""
+    other = tmp_path / "other.sqlite"
+    with open_store(other, create=True) as store:
+        store.set_meta("name", "other")
+        experiment = Experiment(dataset="sst2", attack=AttackConfig(name="badnet", rate=0.1), defence="bki")
+        bki = Cell(Coordinates("sst2", "badnet", "bki", 0.1, "dirty", 0), experiment)
+        store.sync([bki])
+        store.claim(bki.hash)
+        store.finish(bki.hash, CellOutcome({"cacc": 0.8, "asr": 0.15, "asr_floor": 0.1}, [], 5, 9.0, []))
+    out = tmp_path / "report"
+    argv = ["report", str(small_store), str(other), "--out", str(out), "--projection", "pca"]
+    assert main([*argv, "--only", "defence=none", "--only", "rate=0.1"]) == 0
+    markdown = (out / "report.md").read_text()
+    assert "Study: small\n" in markdown
+    lines = markdown.splitlines()
+    assert any(line.startswith("| none | 91.0 ± 1.4 | **99.0 ± 1.4** |") for line in lines)
+    assert not any(line.startswith(("| bki |", "| fewer-epochs |")) for line in lines)
+    assert "rate 20%" not in markdown
+    assert main([*argv, "--only", "defence=purify"]) == 2
+    assert "no cell in" in capsys.readouterr().err

@@ -207,6 +207,11 @@ def _add_study_commands(commands) -> None:
         help="representation maps: t-SNE when scikit-learn is installed (auto), or PCA",
     )  # fmt: skip
     report.add_argument("--title", help="report title (default: the study's name)")
+    report.add_argument(
+        "--only", action="append", metavar="AXIS=V1,V2",
+        help="report only the cells with these values (e.g. defence=none,auto; repeatable): a study's "
+        "baselines taken from another study's store, without the rest of that store",
+    )  # fmt: skip
 
 
 def _text_only(dataset: str, what: str, why: str) -> None:
@@ -297,7 +302,7 @@ def command_demo(args: argparse.Namespace) -> None:
 
 
 def _only_patterns(values: list[str]) -> list[tuple[str, set[str]]]:
-    """`--only attack=syntactic,style` → ("attack", {"syntactic", "style"}): a part of a study to run."""
+    """`--only attack=syntactic,style` → ("attack", {"syntactic", "style"}): a part of a study."""
     from modfit.grid.spec import AXES
 
     patterns = []
@@ -312,6 +317,7 @@ def _only_patterns(values: list[str]) -> list[tuple[str, set[str]]]:
 
 
 def _selects(pattern: tuple[str, set[str]], coordinates) -> bool:
+    """Whether a grid cell's coordinates, or a stored cell, has one of the wanted values on the axis."""
     axis, wanted = pattern
     return str(getattr(coordinates, axis)) in wanted
 
@@ -349,13 +355,15 @@ def command_grid(args: argparse.Namespace) -> int:
     return 0
 
 
-def _join_stores(stores: list) -> tuple[list, dict]:
-    """The cells of several stores, read once: a cell that several hold (same experiment, same
-    coordinates) is listed once, the done copy if any store finished it; and for each hash the store
-    that holds the chosen copy (where its representations are)."""
+def _join_stores(stores: list, only: list[tuple[str, set[str]]]) -> tuple[list, dict]:
+    """The cells of several stores that `only` selects, read once: a cell that several hold (same
+    experiment, same coordinates) is listed once, the done copy if any store finished it; and for each
+    hash the store that holds the chosen copy (where its representations are)."""
     chosen: dict[tuple, tuple] = {}
     for store in stores:
         for cell in store.cells():
+            if not all(_selects(p, cell) for p in only):
+                continue
             key = (cell.hash, cell.dataset, cell.attack, cell.defence, cell.rate, cell.mode, cell.seed)
             if key not in chosen or (chosen[key][0].status != "done" and cell.status == "done"):
                 chosen[key] = (cell, store)
@@ -371,10 +379,13 @@ def command_report(args: argparse.Namespace) -> None:
     from modfit.report.study import ReportOptions, build_report
     from modfit.store import open_store
 
+    only = _only_patterns(args.only or [])
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(path)) for path in args.store]
-        cells, owner = _join_stores(stores)
-        metas = [store.meta() for store in stores]
+        cells, owner = _join_stores(stores, only)
+        if not cells:
+            raise ModfitError(f"no cell in {', '.join(args.store)} matches --only; check the values")
+        metas = [store.meta() for store in stores if store in owner.values()]
         # parts of one study (`grid --only` into several stores) name it, and show its spec, once
         names = dict.fromkeys(m.get("name", "unnamed") for m in metas)
         specs = dict.fromkeys(m["spec"] for m in metas if m.get("spec"))
