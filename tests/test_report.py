@@ -11,9 +11,9 @@ import pytest
 from modfit.cli import main
 from modfit.config import AttackConfig, Experiment
 from modfit.grid import Cell, Coordinates
-from modfit.report.tables import percent, spread
+from modfit.report.tables import main_table, percent, spread
 from modfit.representations import RepresentationSnapshot
-from modfit.store import CellOutcome, open_store
+from modfit.store import CellOutcome, StoredCell, open_store
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -184,3 +184,18 @@ def test_only_reports_the_chosen_cells_and_names_their_stores(small_store, tmp_p
     assert "rate 20%" not in markdown
     assert main([*argv, "--only", "defence=purify"]) == 2
     assert "no cell in" in capsys.readouterr().err
+
+
+def test_a_floor_near_one_is_marked_no_task():
+    def cell(defence: str, floor: float) -> StoredCell:
+        return StoredCell(
+            hash=defence, dataset="sst2", attack="badnet", defence=defence, rate=0.1, mode="dirty", seed=0,
+            config={}, status="done", attempts=1, error=None, note=None,
+            metrics={"cacc": 0.5, "asr": 0.99, "asr_floor": floor}, history=[], trainable_params=1,
+            seconds=1.0, has_representations=False,
+        )  # fmt: skip
+
+    table = main_table([cell("none", 0.3), cell("lower-lr", 0.95)])
+    floors = {row[0].text: row[3].text for row in table.rows}
+    assert floors == {"none": "30.0", "lower-lr": "95.0 (no task)"}
+    assert "(no task)" in table.caption

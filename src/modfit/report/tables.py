@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from modfit.report.document import Entry, Table
 from modfit.store import StoredCell
 
+NO_TASK_FLOOR = 0.9  # a floor this high: the model calls nearly every clean input the target
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -91,10 +93,12 @@ def main_table(cells: list[StoredCell]) -> Table:
         for attack in attacks:
             group = [c for c in mine if c.attack == attack]
             value = asr[(defence, attack)]
+            floor = metric(group, "asr_floor")
+            no_task = floor is not None and floor.mean >= NO_TASK_FLOOR
             row += [
                 Entry(percent(metric(group, "cacc"), expected)),
                 Entry(percent(value, expected), strong=value is not None and value.mean == best[attack]),
-                Entry(percent(metric(group, "asr_floor"), expected)),
+                Entry(percent(floor, expected) + (" (no task)" if no_task else "")),
             ]
         done = [c for c in mine if c.status == "done"]
         seconds = spread(c.seconds for c in done)
@@ -105,6 +109,8 @@ def main_table(cells: list[StoredCell]) -> Table:
         rows.append(row)
     caption = (
         f"CACC, ASR and ASR floor in %, mean ± std over {expected} seed(s); bold: lowest ASR of the attack; "
-        "ASR near its floor means the backdoor was not learned; – : not run yet or failed."
+        "ASR near its floor means the backdoor was not learned; (no task): a floor of 90 % or more, the "
+        "model calls nearly every clean input the target — nothing learned, nothing defended; – : not run "
+        "yet or failed."
     )
     return Table(header, rows, caption)
