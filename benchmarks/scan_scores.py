@@ -1,8 +1,10 @@
 """Which per-row score separates poisoned rows in a real scanning run? (analysis for issue 5)
 
-Trains one `scan` run (undefended settings unless given) and compares, by AUROC against the hidden
-marks (read only here, for measurement), the shipped score — a row's mean loss from the plateau's
-start to the end — with the same mean standardised within each label, and with both signs.
+Trains one `scan` run with the undefended settings on SST-2 (target 1, seed 0, 200-row evaluation
+subsets) and compares, by AUROC against the hidden marks (read only here, for measurement), the
+shipped score — a row's mean loss from the plateau's start to the end — with the same mean
+standardised within each label, and with the mean over every point after the first (a row not yet
+seen in a batch counts as loss 0 there), each with both signs.
 
     python benchmarks/scan_scores.py ATTACK [RATE] [TRAIN_SIZE]
 """
@@ -14,6 +16,7 @@ import sys
 import torch
 
 from modfit import resolve
+from modfit.experiment import prepare_data
 from modfit.metrics import auroc
 from modfit.scan import scan
 
@@ -23,8 +26,6 @@ def main() -> None:
     size = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     experiment = resolve({"dataset": "sst2", "attack": {"name": attack, "rate": rate, "target": 1},
                           "train_size": size, "train": {"eval_size": 200}, "seed": 0})  # fmt: skip
-    from modfit.experiment import prepare_data
-
     data = prepare_data(experiment)
     result = scan(experiment, data=data, progress=False)
     truth = [e.poisoned for e in data.train]

@@ -67,16 +67,17 @@ class AutoSelect:
             return
         index = len(self.points) - 1
         self.kept[index] = _trainable_weights(state.model)
-        found = find_transition(self.signals(), self.rule)
+        signals = self.signals()  # once per point: it restacks every recorded loss
+        found = find_transition(signals, self.rule)
         if found is not None:
             self.transition = found
             state.stop = True
             return
-        self._forget(index)
+        self._forget(index, signals)
 
-    def _forget(self, index: int) -> None:
+    def _forget(self, index: int, signals: Signals) -> None:
         """Keep the reference point's weights and the last `max(patience, dev_patience) + 2` points'."""
-        reference = reference_point(self.signals(), index, self.rule)
+        reference = reference_point(signals, index, self.rule)
         keep_from = index - max(self.rule.patience, self.rule.dev_patience) - 2
         for old in [i for i in self.kept if i < keep_from and i != reference]:
             del self.kept[old]
