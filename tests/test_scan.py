@@ -17,6 +17,7 @@ from conftest import NEGATIVE, POSITIVE, save_tiny_model, separable_rows, write_
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, run
 from modfit.cli import main
 from modfit.errors import ModfitError
+from modfit.experiment import DEFAULT_EVAL_POINTS, RULE_EVAL_POINTS
 from modfit.metrics import auroc
 from modfit.report.detection import detection_table
 from modfit.scan import detection, scan
@@ -99,12 +100,13 @@ def test_erased_marks_change_no_score(scanned):
 
 
 def test_purify_retrains_on_exactly_the_kept_rows(toy, sentiment_bert, monkeypatch):
-    seen = []
+    seen, densities = [], []
     original = modfit.baselines.base.train_once
 
-    def recording(experiment, progress, callbacks, data, encoder):
+    def recording(experiment, progress, callbacks, data, encoder, eval_points=None):
         seen.append(list(data.train))
-        return original(experiment, progress, callbacks, data, encoder)
+        densities.append(eval_points)
+        return original(experiment, progress, callbacks, data, encoder, eval_points=eval_points)
 
     monkeypatch.setattr(modfit.baselines.base, "train_once", recording)
     purify = experiment(toy, sentiment_bert, "purify", drop_top=12)
@@ -114,7 +116,18 @@ def test_purify_retrains_on_exactly_the_kept_rows(toy, sentiment_bert, monkeypat
     removed = set(result.defence.removed)
     assert len(removed) == 12 and result.metrics()["removed_rows"] == 12
     assert second == [e for i, e in enumerate(first) if i not in removed]
+    assert densities == [RULE_EVAL_POINTS, None]  # only the scanning run needs the rule's curve
     assert not math.isnan(result.metrics()["auroc"])
+
+
+def test_scan_evaluates_as_densely_as_auto(toy, sentiment_bert):
+    """With an automatic interval the scanning run gets the rule's 24 points, a plain run about 8."""
+    chosen = experiment(toy, sentiment_bert)
+    chosen = dataclasses.replace(chosen, train=dataclasses.replace(chosen.train, eval_every=0, epochs=4))
+    data = prepare_data(chosen)
+    found = scan(chosen, Cut(top=16), data, progress=False)  # 80 steps: every 3rd
+    plain = run(chosen, progress=False, data=data)  # every 10th
+    assert len(found.run.history) >= RULE_EVAL_POINTS and len(plain.history) <= DEFAULT_EVAL_POINTS + 2
 
 
 def test_cli_scan_writes_ranking_detection_and_retrain(toy, sentiment_bert, tmp_path, capsys):

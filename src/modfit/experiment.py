@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from modfit.baselines import DefenceOutcome
 
 ATTACK_KINDS = {"text": ("badnet", "addsent", "syntactic", "style"), "image": ("patch", "blend")}
-AUTO_EVAL_POINTS = 8
-AUTO_SELECT_EVAL_POINTS = 24  # `select: auto` needs a finer curve: its rule waits a few points to confirm
+DEFAULT_EVAL_POINTS = 8
+# The stopping rule (`select: auto`, and the scanning run of `scan` and `purify`) needs a finer curve:
+# it waits `dev_patience` points to confirm a plateau.
+RULE_EVAL_POINTS = 24
 
 
 def resolve(settings: Mapping[str, Any]) -> Experiment:
@@ -156,8 +158,12 @@ def train_once(
     extra_callbacks: Sequence[object] = (),
     data: PoisonedData | None = None,
     encoder: Encoder | None = None,
+    eval_points: int | None = None,
 ) -> RunResult:
-    """One training run of `experiment` on `data.train`, evaluated as it goes; `run` without a procedure."""
+    """One training run of `experiment` on `data.train`, evaluated as it goes; `run` without a procedure.
+
+    `eval_points`: how many evaluations an automatic interval (`eval_every: 0`) aims at; by default
+    `RULE_EVAL_POINTS` for `select: auto`, else `DEFAULT_EVAL_POINTS`."""
     started = time.perf_counter()
     data = data or prepare_data(experiment)
     model, tokenizer, encoder = _victim(experiment, data.splits, encoder)
@@ -175,7 +181,7 @@ def train_once(
     )
     train = encoder(data.train, tokenizer, max_length)
     _, total_steps = plan_steps(len(train), config)
-    points = AUTO_SELECT_EVAL_POINTS if config.select == "auto" else AUTO_EVAL_POINTS
+    points = eval_points or (RULE_EVAL_POINTS if config.select == "auto" else DEFAULT_EVAL_POINTS)
     every = config.eval_every or max(1, total_steps // points)
     callbacks: list[object] = [Evaluate(eval_set, every)]
     selector = _selector(config.select, len(train), data.splits.num_labels, len(dev))

@@ -16,7 +16,7 @@ from modfit.config import Experiment
 from modfit.dynamics import RecordRowDynamics, RowDynamics
 from modfit.encoding import Encoder
 from modfit.errors import ModfitError
-from modfit.experiment import PoisonedData, RunResult, prepare_data, train_once
+from modfit.experiment import RULE_EVAL_POINTS, PoisonedData, RunResult, prepare_data, train_once
 from modfit.metrics import detection_scores
 from modfit.suspicion import Cut, ranking, suspicion_scores
 from modfit.transition import Transition, TransitionRule, find_transition, reference_point
@@ -63,12 +63,14 @@ def scan(
     progress: bool = True,
     encoder: Encoder | None = None,
 ) -> ScanResult:
-    """Train `experiment` once on `data.train`, recording row dynamics, and rank the rows."""
+    """Train `experiment` once on `data.train`, recording row dynamics, and rank the rows. With an
+    automatic evaluation interval the run is evaluated at `RULE_EVAL_POINTS` points, as `select: auto`
+    is, so that the stopping rule can confirm the transition in hindsight."""
     data = data or prepare_data(experiment)
     if len(data.train) < 2:
         raise ModfitError("scan needs at least two training rows")
     recorder = RecordRowDynamics(len(data.train))
-    run = train_once(experiment, progress, [recorder], data, encoder)
+    run = train_once(experiment, progress, [recorder], data, encoder, eval_points=RULE_EVAL_POINTS)
     dynamics = recorder.result()
     scores, transition, flagged = rank_rows(dynamics, data.splits.num_labels, cut or Cut(), run.dev_size)
     return ScanResult(scores, ranking(scores), flagged, transition, dynamics, run)

@@ -48,14 +48,21 @@ class Context:
     encoder: Encoder
 
     def train(
-        self, rows: list[Example] | None = None, final: bool = True, callbacks: Sequence[object] = ()
+        self,
+        rows: list[Example] | None = None,
+        final: bool = True,
+        callbacks: Sequence[object] = (),
+        eval_points: int | None = None,
     ) -> RunResult:
         """One training stage on `rows` (default: the whole training set). The caller's callbacks
         (e.g. a grid's representation recorder) watch only the final stage; `callbacks` are the
-        procedure's own (e.g. a row-dynamics recorder) for this stage."""
+        procedure's own (e.g. a row-dynamics recorder) for this stage, and `eval_points` its
+        evaluation density (`train_once`)."""
         data = self.data if rows is None else dataclasses.replace(self.data, train=rows)
         watchers = (*(self.extra_callbacks if final else ()), *callbacks)
-        return train_once(self.experiment, self.progress, watchers, data, self.encoder)
+        return train_once(
+            self.experiment, self.progress, watchers, data, self.encoder, eval_points=eval_points
+        )
 
 
 @dataclass(frozen=True)

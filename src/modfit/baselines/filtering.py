@@ -28,10 +28,13 @@ class RowVerdict:
 RowScorer = Callable[[RunResult, list[str], list[int]], RowVerdict]
 
 
-def filter_and_retrain(context: Context, score: RowScorer, callbacks: Sequence[object] = ()) -> RunResult:
-    """`callbacks` watch the first (scoring) stage, e.g. a recorder the scorer reads."""
+def filter_and_retrain(
+    context: Context, score: RowScorer, callbacks: Sequence[object] = (), eval_points: int | None = None
+) -> RunResult:
+    """`callbacks` watch the first (scoring) stage, e.g. a recorder the scorer reads, evaluated at
+    `eval_points` points when the interval is automatic."""
     rows = context.data.train
-    first = context.train(final=False, callbacks=callbacks)
+    first = context.train(final=False, callbacks=callbacks, eval_points=eval_points)
     verdict = score(first, [e.text for e in rows], [e.label for e in rows])
     if len(verdict.flagged) != len(rows):
         raise ValueError(f"{len(verdict.flagged)} flags for {len(rows)} training rows")

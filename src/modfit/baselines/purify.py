@@ -1,5 +1,6 @@
 """Purify (beyond the paper): train once recording every row's loss, rank the rows by suspicion over
-the moderate-fitting stage (`modfit.scan`), drop the most suspicious, retrain on the rest.
+the moderate-fitting stage (`modfit.scan`), drop the most suspicious, retrain on the rest. The scanning
+run is evaluated as densely as `select: auto` so that the same rule can confirm the transition.
 
 The cut is `drop_top` rows, a `drop_fraction` of the rows, or by default every row whose mean loss
 over the stage is above ln(num_labels) (README, "Finding the moderate-fitting point").
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from modfit.baselines.base import Context, procedure
 from modfit.baselines.filtering import RowVerdict, filter_and_retrain
 from modfit.dynamics import RecordRowDynamics
-from modfit.experiment import RunResult
+from modfit.experiment import RULE_EVAL_POINTS, RunResult
 from modfit.scan import rank_rows
 from modfit.suspicion import Cut
 
@@ -40,4 +41,4 @@ def purify(context: Context, options: PurifyOptions) -> RunResult:
                    "transition_step": point.step if point else None}  # fmt: skip
         return RowVerdict(scores, flagged, details)
 
-    return filter_and_retrain(context, verdict, callbacks=[recorder])
+    return filter_and_retrain(context, verdict, callbacks=[recorder], eval_points=RULE_EVAL_POINTS)
