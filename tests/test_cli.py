@@ -360,7 +360,7 @@ def test_unknown_key_names_the_key_and_the_known_ones():
     with pytest.raises(ModfitError) as caught:
         from_dict(TrainConfig, {"epoch": 1}, where="train")
     assert str(caught.value) == (
-        "train: unknown key 'epoch'; known keys: batch_size, epochs, eval_every, eval_size, lr, "
+        "train: unknown key 'epoch'; known keys: batch_size, epochs, eval_every, eval_size, head_lr_scale, lr, "
         "max_grad_norm, select, warmup_ratio, weight_decay"
     )
 
@@ -376,6 +376,7 @@ def test_unknown_key_names_the_key_and_the_known_ones():
         ({"model": {"name": 3}}, "experiment.model.name must be str, got 3"),
         ({"train": {"select": "best"}}, "select 'best': use last, best-dev or auto"),
         ({"train": {"warmup_ratio": 1.0}}, "warmup_ratio 1.0: use a share in [0, 1)"),
+        ({"train": {"head_lr_scale": 0.0}}, "head_lr_scale 0.0: use a positive multiple of lr"),
         ({"model": {"pooling": "max"}}, "pooling 'max': use cls or mean"),
         ({"train_size": 0}, "train_size: use a positive row count"),
         ({"defence": "bogus"}, "unknown defence 'bogus'"),

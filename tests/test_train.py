@@ -30,6 +30,7 @@ from modfit.encoding import encode
 from modfit.experiment import PoisonedData, _eval_subset
 from modfit.metrics import accuracy
 from modfit.train import plan_steps
+from modfit.tuning import apply_tuning
 
 MAX_LENGTH = 32
 
@@ -183,6 +184,21 @@ def test_only_parameters_that_require_gradients_change(tiny_bert):
     fit(model, encode(rows(16, 0), tokenizer, MAX_LENGTH), TrainConfig(epochs=1, lr=1e-2, batch_size=8), 0)
     assert all(torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
     assert not torch.equal(model.head.weight, head_before)
+
+
+@pytest.mark.parametrize("tuning, scale", [("full", 1.0), ("full", 10.0), ("lora", 10.0)])
+def test_the_head_steps_at_lr_times_head_lr_scale(tiny_bert, tuning, scale):
+    # Adam's first step moves every parameter with a gradient by its group's lr (weight decay aside).
+    model, tokenizer = new_model(tiny_bert)
+    model = apply_tuning(model, tuning, {}, seed=0)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    config = TrainConfig(epochs=1, lr=1e-4, batch_size=16, weight_decay=0.0, head_lr_scale=scale)
+    fit(model, encode(rows(16, 0), tokenizer, MAX_LENGTH), config, 0)
+    moved = {name: (p - before[name]).abs().max().item() for name, p in model.named_parameters()}
+    head = [v for name, v in moved.items() if name.endswith("head.weight")]
+    body = [v for name, v in moved.items() if not name.endswith(("head.weight", "head.bias")) and v > 0]
+    assert head == [pytest.approx(1e-4 * scale, rel=1e-3)]
+    assert body and max(body) == pytest.approx(1e-4, rel=1e-3)
 
 
 def test_best_dev_restores_the_weights_of_the_best_dev_point(tiny_bert):

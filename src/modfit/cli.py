@@ -24,6 +24,7 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "lr": ("train", "lr"),
     "batch_size": ("train", "batch_size"),
     "warmup_ratio": ("train", "warmup_ratio"),
+    "head_lr_scale": ("train", "head_lr_scale"),
     "eval_every": ("train", "eval_every"),
     "eval_size": ("train", "eval_size"),
     "select": ("train", "select"),
@@ -118,6 +119,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--warmup-ratio", type=float)
+    parser.add_argument(
+        "--head-lr-scale", type=float, help="the classification head's lr as a multiple of --lr"
+    )
     parser.add_argument("--max-length", type=int, help="tokens per text (default 64)")
     parser.add_argument(
         "--image-size", type=int, help="images: square side fed to the model (default: as stored)"

@@ -156,6 +156,7 @@ class TrainConfig:
     lr: float = 2e-5
     batch_size: int = 32
     warmup_ratio: float = 0.0
+    head_lr_scale: float = 1.0
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     eval_every: int = 0
@@ -166,6 +167,10 @@ class TrainConfig:
         _check(self.epochs > 0, f"epochs {self.epochs}: use a positive number (fractions allowed)")
         _check(self.lr > 0, f"lr {self.lr}: use a positive learning rate, e.g. 2e-5")
         _check(self.batch_size >= 1, f"batch_size {self.batch_size}: use at least 1")
+        _check(
+            self.head_lr_scale > 0,
+            f"head_lr_scale {self.head_lr_scale}: use a positive multiple of lr, e.g. 10",
+        )
         _check(0 <= self.warmup_ratio < 1, f"warmup_ratio {self.warmup_ratio}: use a share in [0, 1)")
         _check(self.eval_every >= 0, f"eval_every {self.eval_every}: use steps >= 0 (0 = automatic)")
         _check(self.eval_size is None or self.eval_size > 0, "eval_size: use a positive row count")

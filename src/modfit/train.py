@@ -69,6 +69,18 @@ def _shuffled_batches(num_rows: int, batch_size: int, generator: torch.Generator
             yield order[start : start + batch_size]
 
 
+def _parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
+    """Trainable parameters at `lr`; the classification head's (a module named `head`) at `lr × head_lr_scale`."""
+    in_head = {id(p) for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "head"
+               for p in module.parameters()}  # fmt: skip
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in in_head], "lr": config.lr},
+        {"params": [p for p in trainable if id(p) in in_head], "lr": config.lr * config.head_lr_scale},
+    ]
+    return [group for group in groups if group["params"]]
+
+
 def fit(
     model: torch.nn.Module,
     train: Encoded,
@@ -80,7 +92,7 @@ def fit(
     device = next(model.parameters()).device
     steps_per_epoch, total_steps = plan_steps(len(train), config)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, config), weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, round(config.warmup_ratio * total_steps), total_steps
     )
