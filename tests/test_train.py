@@ -201,6 +201,17 @@ def test_the_head_steps_at_lr_times_head_lr_scale(tiny_bert, tuning, scale):
     assert body and max(body) == pytest.approx(1e-4, rel=1e-3)
 
 
+def test_a_generated_head_is_not_scaled(tiny_bert):
+    # prefix-reparam generates the head from a network named `head`: it trains at lr like every generator.
+    model, tokenizer = new_model(tiny_bert)
+    model = apply_tuning(model, "prefix", {"tokens": 2, "reparam": {"in_dim": 2, "mid_dim": 2}}, seed=0)
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    config = TrainConfig(epochs=1, lr=1e-4, batch_size=16, weight_decay=0.0, head_lr_scale=10.0)
+    fit(model, encode(rows(16, 0), tokenizer, MAX_LENGTH), config, 0)
+    moved = [(p - before[name]).abs().max().item() for name, p in model.named_parameters() if p.requires_grad]
+    assert max(moved) == pytest.approx(1e-4, rel=1e-3)
+
+
 def test_best_dev_restores_the_weights_of_the_best_dev_point(tiny_bert):
     # Dev labels are flipped, so dev accuracy falls as the model learns: the best point is early.
     model, tokenizer = new_model(tiny_bert)

@@ -70,8 +70,10 @@ def _shuffled_batches(num_rows: int, batch_size: int, generator: torch.Generator
 
 
 def _parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
-    """Trainable parameters at `lr`; the classification head's (a module named `head`) at `lr × head_lr_scale`."""
-    in_head = {id(p) for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "head"
+    """Trainable parameters at `lr`; the classification head's (the `nn.Linear` named `head`) at
+    `lr × head_lr_scale`. A generated head (reparameterized tuning) has no parameters of its own here."""
+    in_head = {id(p) for name, module in model.named_modules()
+               if name.rsplit(".", 1)[-1] == "head" and isinstance(module, torch.nn.Linear)
                for p in module.parameters()}  # fmt: skip
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [
