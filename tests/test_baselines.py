@@ -169,16 +169,6 @@ def test_the_cli_passes_defence_options():
     assert settings_from_args(args)["defence_options"] == {"frr": 0.05, "epochs": 3}
 
 
-def test_a_grid_cell_without_defence_options_keeps_its_hash():
-    from modfit.config import to_dict
-    from modfit.grid import config_hash
-    from modfit.grid.cells import Cell, Coordinates
-
-    cell = Cell(Coordinates("sst2", "badnet", "none", 0.1, "dirty", 0), Experiment())
-    before = {k: v for k, v in to_dict(Experiment()).items() if k != "defence_options"}
-    assert cell.hash == config_hash({"experiment": before, "representations": None})
-
-
 # --- each baseline against the planted trigger ------------------------------------------------------
 
 

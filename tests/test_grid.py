@@ -94,6 +94,16 @@ def test_bad_specs_fail_with_one_line_naming_the_problem(change, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_settings_added_later_stay_out_of_the_hash_at_their_default():
+    def cell(**train):
+        return expand(parse_spec({"datasets": ["sst2"], "attacks": ["badnet"], "train": train}))[0]
+
+    default = cell().config()["experiment"]
+    assert "defence_options" not in default and "head_lr_scale" not in default["train"]
+    assert cell(head_lr_scale=10.0).config()["experiment"]["train"]["head_lr_scale"] == 10.0
+    assert cell(head_lr_scale=10.0).hash != cell().hash == cell(head_lr_scale=1.0).hash
+
+
 def test_the_hash_does_not_depend_on_key_order():
     one = {"experiment": {"dataset": "sst2", "train": {"lr": 2e-5, "epochs": 3.0}}, "representations": None}
     other = {"representations": None, "experiment": {"train": {"epochs": 3.0, "lr": 2e-5}, "dataset": "sst2"}}

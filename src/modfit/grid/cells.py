@@ -37,6 +37,10 @@ class Coordinates:
         )
 
 
+# Experiment settings added after stores existed, by path, with the default that leaves them out of the hash.
+ADDED_LATER: dict[tuple[str, ...], Any] = {("defence_options",): {}, ("train", "head_lr_scale"): 1.0}
+
+
 @dataclass(frozen=True)
 class Cell:
     coordinates: Coordinates
@@ -46,10 +50,12 @@ class Cell:
     def config(self) -> dict[str, Any]:
         """Everything that decides what the cell computes and records."""
         experiment = to_dict(self.experiment)
-        if not experiment[
-            "defence_options"
-        ]:  # added later: absent when empty, so older stores keep their cells
-            del experiment["defence_options"]
+        for *parents, key in ADDED_LATER:  # absent at their default, so older stores keep their cells
+            holder = experiment
+            for parent in parents:
+                holder = holder[parent]
+            if holder[key] == ADDED_LATER[(*parents, key)]:
+                del holder[key]
         return {
             "experiment": experiment,
             "representations": to_dict(self.representations) if self.representations else None,
