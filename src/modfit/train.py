@@ -69,13 +69,12 @@ def _shuffled_batches(num_rows: int, batch_size: int, generator: torch.Generator
             yield order[start : start + batch_size]
 
 
-def _parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
-    """Trainable parameters at `lr`; the classification head's (the `nn.Linear` named `head`) at
+def _parameter_groups(model: torch.nn.Module, trainable: list, config: TrainConfig) -> list[dict]:
+    """`trainable` at `lr`; the classification head's (the `nn.Linear` named `head`) at
     `lr × head_lr_scale`. A generated head (reparameterized tuning) has no parameters of its own here."""
     in_head = {id(p) for name, module in model.named_modules()
                if name.rsplit(".", 1)[-1] == "head" and isinstance(module, torch.nn.Linear)
                for p in module.parameters()}  # fmt: skip
-    trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in trainable if id(p) not in in_head], "lr": config.lr},
         {"params": [p for p in trainable if id(p) in in_head], "lr": config.lr * config.head_lr_scale},
@@ -94,7 +93,9 @@ def fit(
     device = next(model.parameters()).device
     steps_per_epoch, total_steps = plan_steps(len(train), config)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(_parameter_groups(model, config), weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model, trainable, config), weight_decay=config.weight_decay
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, round(config.warmup_ratio * total_steps), total_steps
     )

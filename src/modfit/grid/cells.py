@@ -50,11 +50,11 @@ class Cell:
     def config(self) -> dict[str, Any]:
         """Everything that decides what the cell computes and records."""
         experiment = to_dict(self.experiment)
-        for *parents, key in ADDED_LATER:  # absent at their default, so older stores keep their cells
+        for (*parents, key), default in ADDED_LATER.items():  # older stores keep their cells
             holder = experiment
             for parent in parents:
                 holder = holder[parent]
-            if holder[key] == ADDED_LATER[(*parents, key)]:
+            if holder[key] == default:
                 del holder[key]
         return {
             "experiment": experiment,
