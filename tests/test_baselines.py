@@ -53,7 +53,7 @@ def experiment(dataset, model_dir, defence: str, **options) -> Experiment:
         defence=defence,
         defence_options=options,
         model=ModelConfig(name=str(model_dir), pooling="mean", max_length=32),
-        train=TrainConfig(epochs=3, lr=1e-2, batch_size=8, eval_every=1000),
+        train=TrainConfig(epochs=3, lr=1e-2, batch_size=8, eval_every=1000, group_by_length=False),
     )
 
 

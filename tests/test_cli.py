@@ -360,8 +360,8 @@ def test_unknown_key_names_the_key_and_the_known_ones():
     with pytest.raises(ModfitError) as caught:
         from_dict(TrainConfig, {"epoch": 1}, where="train")
     assert str(caught.value) == (
-        "train: unknown key 'epoch'; known keys: batch_size, epochs, eval_every, eval_size, head_lr_scale, lr, "
-        "max_grad_norm, select, warmup_ratio, weight_decay"
+        "train: unknown key 'epoch'; known keys: batch_size, epochs, eval_every, eval_share, eval_size, "
+        "group_by_length, head_lr_scale, lr, max_grad_norm, precision, select, warmup_ratio, weight_decay"
     )
 
 

@@ -13,28 +13,38 @@ from modfit.train import EvalPoint, TrainState
 
 
 class Evaluate:
-    """Score the model every `every` steps, at step 0 and at the end; append to the history."""
+    """Score the model every `every` steps, at step 0 and at the end; append to the history.
 
-    def __init__(self, data: EvalSet, every: int) -> None:
+    Intermediate points are scored on `data`, the last step of the schedule on `final` (default
+    `data`): the evaluation budget puts intermediate points on subsets (`modfit.schedule`).
+    `full_steps` lists the steps scored on `final`."""
+
+    def __init__(self, data: EvalSet, every: int, final: EvalSet | None = None) -> None:
         self.data = data
+        self.final = final or data
         self.every = every
         self.started = time.perf_counter()
         self.losses_seen = 0
+        self.full_steps: set[int] = set()
 
     def on_step(self, state: TrainState) -> None:
         if state.step == 0:
             self.started = time.perf_counter()
-        if state.step % self.every == 0 or state.step == state.total_steps:
-            self._record(state)
+        if state.step == state.total_steps:
+            self._record(state, self.final)
+        elif state.step % self.every == 0:
+            self._record(state, self.data)
 
     def on_end(self, state: TrainState) -> None:
         if not state.history or state.history[-1].step != state.step:
-            self._record(state)
+            self._record(state, self.final)
 
-    def _record(self, state: TrainState) -> None:
+    def _record(self, state: TrainState, data: EvalSet) -> None:
         recent = state.losses[self.losses_seen :]
         self.losses_seen = len(state.losses)
-        scores = evaluate(state.model, self.data)
+        scores = evaluate(state.model, data, state.precision)
+        if data is self.final:
+            self.full_steps.add(state.step)
         state.history.append(
             EvalPoint(
                 step=state.step,

@@ -27,6 +27,9 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "head_lr_scale": ("train", "head_lr_scale"),
     "eval_every": ("train", "eval_every"),
     "eval_size": ("train", "eval_size"),
+    "eval_share": ("train", "eval_share"),
+    "precision": ("train", "precision"),
+    "group_by_length": ("train", "group_by_length"),
     "select": ("train", "select"),
     "model": ("model", "name"),
     "pooling": ("model", "pooling"),
@@ -126,8 +129,29 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size", type=int, help="images: square side fed to the model (default: as stored)"
     )
-    parser.add_argument("--eval-every", type=int, help="evaluate every N steps (default: about 8 points)")
-    parser.add_argument("--eval-size", type=int, help="seeded subset of dev and test rows for evaluation")
+    parser.add_argument(
+        "--eval-every", type=int, help="evaluate every N steps (default: about 8 points, within the budget)"
+    )
+    parser.add_argument(
+        "--eval-size", type=int, help="seeded subset of dev and test rows for every evaluation point"
+    )
+    parser.add_argument(
+        "--eval-share",
+        type=float,
+        help="intermediate evaluation may cost this share of the training compute (default 0.3; 0: full sets)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto (default): bf16 autocast where the CPU or GPU has it, else fp32; fp16 on CUDA only",
+    )
+    parser.add_argument(
+        "--no-group-by-length",
+        dest="group_by_length",
+        action="store_const",
+        const=False,
+        help="batches in plain random order instead of grouped by text length",
+    )
     parser.add_argument(
         "--select",
         choices=["last", "best-dev", "auto"],
@@ -259,7 +283,8 @@ def command_train(args: argparse.Namespace) -> None:
     subset = f" (evaluated on a {m['eval_subset']}-row subset)" if m["eval_subset"] else ""
     print(
         f"{experiment.defence}: CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  (floor {m['asr_floor']:.4f})  "
-        f"dev {m['dev_acc']:.4f}  trainable {m['trainable_params']:,}  {m['seconds']:.0f}s{subset} → {args.out}"
+        f"dev {m['dev_acc']:.4f}  trainable {m['trainable_params']:,}  {m['compute_precision']}  {m['seconds']:.0f}s{subset} "
+        f"→ {args.out}"
     )
 
 

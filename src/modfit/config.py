@@ -147,10 +147,15 @@ class TuningConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training loop's settings. `epochs` may be fractional; `eval_every=0` picks ~8 points.
+    """The training loop's settings. `epochs` may be fractional.
 
     `select`: the final model is the `last` step's, the `best-dev` point's, or (`auto`) the end of
-    moderate-fitting found from the training dynamics (`modfit.auto`), where training also stops."""
+    moderate-fitting found from the training dynamics (`modfit.auto`), where training also stops.
+    Evaluation (`modfit.schedule`): `eval_every=0` picks the interval, and without `eval_size` the
+    intermediate points use seeded subsets sized so that they cost at most `eval_share` of the
+    training compute (0: every point on the full sets); the final point is always on the full sets.
+    `precision`: `auto` (bf16 where the hardware has it, else fp32), `fp32`, `bf16`, `fp16` (CUDA).
+    `group_by_length`: batches of rows of similar length (less padding), still seeded and random."""
 
     epochs: float = 3.0
     lr: float = 2e-5
@@ -161,7 +166,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     eval_every: int = 0
     eval_size: int | None = None
+    eval_share: float = 0.3
     select: str = "last"
+    precision: str = "auto"
+    group_by_length: bool = True
 
     def validate(self) -> None:
         _check(self.epochs > 0, f"epochs {self.epochs}: use a positive number (fractions allowed)")
@@ -174,6 +182,11 @@ class TrainConfig:
         _check(0 <= self.warmup_ratio < 1, f"warmup_ratio {self.warmup_ratio}: use a share in [0, 1)")
         _check(self.eval_every >= 0, f"eval_every {self.eval_every}: use steps >= 0 (0 = automatic)")
         _check(self.eval_size is None or self.eval_size > 0, "eval_size: use a positive row count")
+        _check(0 <= self.eval_share <= 1, f"eval_share {self.eval_share}: use a share in [0, 1], e.g. 0.3")
+        _check(
+            self.precision in ("auto", "fp32", "bf16", "fp16"),
+            f"precision {self.precision!r}: use auto, fp32, bf16 or fp16",
+        )
         _check(
             self.select in ("last", "best-dev", "auto"), f"select {self.select!r}: use last, best-dev or auto"
         )

@@ -22,13 +22,24 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def lengths(self) -> list[int]:
+        """Each row's token count (what its padding costs in a batch)."""
+        return [len(ids) for ids in self.columns["input_ids"]]
+
     def batch(
         self, indices: Sequence[int], device: torch.device
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         features = {name: [values[i] for i in indices] for name, values in self.columns.items()}
         inputs = self.pad.pad(features, return_tensors="pt")
         labels = torch.tensor([self.labels[i] for i in indices])
-        return {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
+        return to_device(dict(inputs), device), labels.to(device)
+
+
+def to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a batch; to a CUDA device through pinned memory, without blocking the host."""
+    if device.type != "cuda":
+        return tensors
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in tensors.items()}
 
 
 # How a run tokenises a split: `encode`, or a grid's cache that tokenises each text once per study.

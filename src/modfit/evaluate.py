@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from modfit.encoding import Encoded
+from modfit.inference import predict
 from modfit.metrics import accuracy, asr_floor, attack_success_rate
 
 
@@ -33,31 +34,20 @@ class Scores:
     asr_floor: float
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, data: Encoded, batch_size: int = 128) -> list[int]:
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    predictions: list[int] = []
-    for start in range(0, len(data), batch_size):
-        inputs, _ = data.batch(range(start, min(start + batch_size, len(data))), device)
-        predictions += model(**inputs).argmax(-1).tolist()
-    model.train(was_training)
-    return predictions
-
-
-def evaluate(model: torch.nn.Module, data: EvalSet) -> Scores:
-    test_predictions = predict(model, data.test)
+def evaluate(model: torch.nn.Module, data: EvalSet, precision: str = "fp32") -> Scores:
+    """Scores of `model` on `data`; `precision` is the run's (`modfit.precision`), for its autocast."""
+    test_predictions = predict(model, data.test, precision)
     cacc = accuracy(test_predictions, data.test.labels)
+    dev_acc = accuracy(predict(model, data.dev, precision), data.dev.labels)
     if data.poison is None:
-        return Scores(accuracy(predict(model, data.dev), data.dev.labels), cacc, float("nan"), float("nan"))
+        return Scores(dev_acc, cacc, float("nan"), float("nan"))
     sources = data.sources if data.sources is not None else range(len(data.test))
     floor = asr_floor(
         [test_predictions[i] for i in sources], [data.test.labels[i] for i in sources], data.target
     )
     return Scores(
-        dev_acc=accuracy(predict(model, data.dev), data.dev.labels),
+        dev_acc=dev_acc,
         cacc=cacc,
-        asr=attack_success_rate(predict(model, data.poison), data.target),
+        asr=attack_success_rate(predict(model, data.poison, precision), data.target),
         asr_floor=floor,
     )

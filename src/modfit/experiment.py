@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -18,8 +19,10 @@ from modfit.data import Example, Splits, dataset_dir, load_dataset, read_example
 from modfit.defences import base_defence, defaults, preset
 from modfit.encoding import Encoder, encode
 from modfit.errors import ModfitError
-from modfit.evaluate import EvalSet
+from modfit.evaluate import EvalSet, evaluate
 from modfit.model import load_classifier
+from modfit.precision import resolve_precision
+from modfit.schedule import EvalPlan, EvalSizes, plan_evaluation
 from modfit.train import EvalPoint, fit, plan_steps
 from modfit.tuning import apply_tuning, count_generated, count_trainable
 from modfit.vision.data import dataset_kind
@@ -65,7 +68,9 @@ class RunResult:
     tokenizer: Any
     generated_params: int = 0
     defence: DefenceOutcome | None = None  # what a baseline defence's procedure adds (modfit.baselines)
-    dev_size: int = 0  # clean dev rows behind each dev accuracy (the eval subset's, when one was used)
+    dev_size: int = 0  # clean dev rows behind each intermediate dev accuracy (what selection compared)
+    precision: str = "fp32"  # the precision the run used (`train.precision` resolved on its device)
+    eval_plan: EvalPlan | None = None  # the interval and intermediate subset of its evaluation
 
     def metrics(self) -> dict[str, Any]:
         f = self.final
@@ -73,7 +78,10 @@ class RunResult:
             "cacc": f.cacc, "asr": f.asr, "asr_floor": f.asr_floor, "dev_acc": f.dev_acc,
             "step": f.step, "epoch": f.epoch, "trainable_params": self.trainable_params,
             "generated_params": self.generated_params, "seconds": round(self.seconds, 2),
-            "eval_subset": self.eval_subset, **(self.defence.metrics if self.defence else {}),
+            "eval_subset": self.eval_subset, "compute_precision": self.precision,
+            "eval_every": self.eval_plan.every if self.eval_plan else None,
+            "eval_intermediate_subset": self.eval_plan.subset if self.eval_plan else None,
+            **(self.defence.metrics if self.defence else {}),
         }  # fmt: skip
 
 
@@ -162,29 +170,29 @@ def train_once(
 ) -> RunResult:
     """One training run of `experiment` on `data.train`, evaluated as it goes; `run` without a procedure.
 
-    `eval_points`: how many evaluations an automatic interval (`eval_every: 0`) aims at; by default
-    `RULE_EVAL_POINTS` for `select: auto`, else `DEFAULT_EVAL_POINTS`."""
+    `eval_points`: how many evaluations an automatic interval (`eval_every: 0`) aims at, kept even
+    where the evaluation budget would buy fewer (a stopping rule needs them); by default
+    `RULE_EVAL_POINTS` (kept) for `select: auto`, else `DEFAULT_EVAL_POINTS` (`modfit.schedule`)."""
     started = time.perf_counter()
     data = data or prepare_data(experiment)
     model, tokenizer, encoder = _victim(experiment, data.splits, encoder)
     model = apply_tuning(model, experiment.tuning.method, experiment.tuning.options, experiment.seed)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     config = experiment.train
-    max_length = experiment.model.max_length
-    dev, test, test_poison = _eval_subset(data, config.eval_size, experiment.seed)
-    eval_set = EvalSet(
-        dev=encoder(dev, tokenizer, max_length),
-        test=encoder(test, tokenizer, max_length),
-        poison=encoder(test_poison.examples, tokenizer, max_length) if test_poison else None,
-        sources=test_poison.sources if test_poison else None,
-        target=data.target,
-    )
-    train = encoder(data.train, tokenizer, max_length)
+    full = _eval_set(data, config.eval_size, experiment, tokenizer, encoder)
+    train = encoder(data.train, tokenizer, experiment.model.max_length)
     _, total_steps = plan_steps(len(train), config)
+    sizes = EvalSizes(len(full.dev), len(full.test), len(full.poison) if full.poison is not None else 0)
+    rule_needs_points = eval_points is not None or config.select == "auto"
     points = eval_points or (RULE_EVAL_POINTS if config.select == "auto" else DEFAULT_EVAL_POINTS)
-    every = config.eval_every or max(1, total_steps // points)
-    callbacks: list[object] = [Evaluate(eval_set, every)]
-    selector = _selector(config.select, len(train), data.splits.num_labels, len(dev))
+    plan = plan_evaluation(total_steps, config, sizes, points, keep_points=rule_needs_points)
+    intermediate = (
+        full if plan.subset is None else _eval_set(data, plan.subset, experiment, tokenizer, encoder)
+    )
+    evaluator = Evaluate(intermediate, plan.every, final=full)
+    callbacks: list[object] = [evaluator]
+    selector = _selector(config.select, len(train), data.splits.num_labels, len(intermediate.dev))
     if selector:
         callbacks.append(selector)
     if progress:
@@ -193,20 +201,44 @@ def train_once(
     subsampled = config.eval_size is not None and config.eval_size < max(
         len(data.splits.dev), len(data.splits.test)
     )
-    final = selector.best if selector and selector.best else history[-1]
-    outcome = _selection_outcome(selector)
+    kept = selector.best if selector and selector.best else history[-1]
+    if kept.step not in evaluator.full_steps:  # the kept point was scored on the intermediate subset
+        kept = _rescore(model, full, kept, resolve_precision(config.precision, device))
     return RunResult(
         experiment=experiment,
         history=history,
-        final=final,
+        final=kept,
         trainable_params=count_trainable(model),
         seconds=time.perf_counter() - started,
         eval_subset=config.eval_size if subsampled else None,
         model=model,
         tokenizer=tokenizer,
         generated_params=count_generated(model),
-        defence=outcome,
-        dev_size=len(dev),
+        defence=_selection_outcome(selector),
+        dev_size=len(intermediate.dev),
+        precision=resolve_precision(config.precision, device),
+        eval_plan=plan,
+    )
+
+
+def _eval_set(data: PoisonedData, size: int | None, experiment: Experiment, tokenizer, encoder) -> EvalSet:
+    """The encoded evaluation sets, on a seeded `size`-row subset of dev and test (None: all)."""
+    dev, test, test_poison = _eval_subset(data, size, experiment.seed)
+    max_length = experiment.model.max_length
+    return EvalSet(
+        dev=encoder(dev, tokenizer, max_length),
+        test=encoder(test, tokenizer, max_length),
+        poison=encoder(test_poison.examples, tokenizer, max_length) if test_poison else None,
+        sources=test_poison.sources if test_poison else None,
+        target=data.target,
+    )
+
+
+def _rescore(model: torch.nn.Module, full: EvalSet, point: EvalPoint, precision: str) -> EvalPoint:
+    """`point` with its scores taken again on the full sets (the model holds that point's weights)."""
+    scores = evaluate(model, full, precision)
+    return dataclasses.replace(
+        point, dev_acc=scores.dev_acc, cacc=scores.cacc, asr=scores.asr, asr_floor=scores.asr_floor
     )
 
 

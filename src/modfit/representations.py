@@ -105,16 +105,6 @@ class Representations:
         )
 
     def _features(self, model: Any, features: Any) -> numpy.ndarray:
-        import torch
+        from modfit.inference import batched
 
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        parts = []
-        with torch.no_grad():
-            for start in range(0, len(self.rows), self.batch_size):
-                indices = range(start, min(start + self.batch_size, len(self.rows)))
-                inputs, _ = self.rows.batch(indices, device)
-                parts.append(features(**inputs).float().cpu())
-        model.train(was_training)
-        return torch.cat(parts).numpy()
+        return batched(model, self.rows, features, self.batch_size).numpy()

@@ -13,6 +13,11 @@ from transformers import get_linear_schedule_with_warmup
 
 from modfit.config import TrainConfig
 from modfit.encoding import Encoded
+from modfit.precision import autocast, resolve_precision
+
+# Length grouping sorts rows by length within windows of this many batches (as transformers'
+# `group_by_length` does), so a batch pads to about its own rows' length while batches stay random.
+GROUP_WINDOW = 50
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class TrainState:
     step: int
     total_steps: int
     steps_per_epoch: int
+    precision: str = "fp32"
     losses: list[float] = field(default_factory=list)
     batch_rows: list[int] = field(default_factory=list)
     batch_row_losses: list[float] = field(default_factory=list)
@@ -62,11 +68,24 @@ def plan_steps(num_rows: int, config: TrainConfig) -> tuple[int, int]:
     return per_epoch, max(1, math.ceil(config.epochs * per_epoch))
 
 
-def _shuffled_batches(num_rows: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+def shuffled_batches(
+    num_rows: int, batch_size: int, generator: torch.Generator, lengths: Sequence[int] | None = None
+) -> Iterator[list[int]]:
+    """Every row once per epoch, in seeded random batches. With `lengths`, rows are grouped by length:
+    a seeded permutation is cut into windows of `GROUP_WINDOW` batches, each window is sorted by length
+    and cut into batches, and the epoch's batches are shuffled."""
     while True:
         order = torch.randperm(num_rows, generator=generator).tolist()
-        for start in range(0, num_rows, batch_size):
-            yield order[start : start + batch_size]
+        if lengths is None:
+            yield from (order[start : start + batch_size] for start in range(0, num_rows, batch_size))
+            continue
+        window = GROUP_WINDOW * batch_size
+        batches = []
+        for start in range(0, num_rows, window):
+            chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+            batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+        for position in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[position]
 
 
 def _parameter_groups(model: torch.nn.Module, trainable: list, config: TrainConfig) -> list[dict]:
@@ -82,6 +101,12 @@ def _parameter_groups(model: torch.nn.Module, trainable: list, config: TrainConf
     return [group for group in groups if group["params"]]
 
 
+def _fused_supported(trainable: list, device: torch.device) -> bool:
+    """Fused AdamW (one kernel for all parameters: 5x faster steps on the CPU than the for-loop) where
+    torch has it: floating-point parameters on the CPU or CUDA."""
+    return device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in trainable)
+
+
 def fit(
     model: torch.nn.Module,
     train: Encoded,
@@ -94,13 +119,18 @@ def fit(
     steps_per_epoch, total_steps = plan_steps(len(train), config)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        _parameter_groups(model, trainable, config), weight_decay=config.weight_decay
+        _parameter_groups(model, trainable, config),
+        weight_decay=config.weight_decay,
+        fused=_fused_supported(trainable, device),
     )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, round(config.warmup_ratio * total_steps), total_steps
     )
-    state = TrainState(model, step=0, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
-    batches = _shuffled_batches(len(train), config.batch_size, torch.Generator().manual_seed(seed))
+    precision = resolve_precision(config.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    state = TrainState(model, 0, total_steps, steps_per_epoch, precision)
+    lengths = train.lengths() if config.group_by_length and hasattr(train, "lengths") else None
+    batches = shuffled_batches(len(train), config.batch_size, torch.Generator().manual_seed(seed), lengths)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # dropout masks follow the run's seed, not the caller's global state
         model.train()
@@ -109,13 +139,17 @@ def fit(
         while state.step < total_steps and not state.stop:
             rows = next(batches)
             inputs, labels = train.batch(rows, device)
-            row_losses = cross_entropy(model(**inputs), labels, reduction="none")
+            with autocast(device, precision):
+                logits = model(**inputs)
+            row_losses = cross_entropy(logits.float(), labels, reduction="none")
             loss = row_losses.mean()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if config.max_grad_norm > 0:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             state.step += 1
             state.losses.append(loss.item())

@@ -37,8 +37,17 @@ class Coordinates:
         )
 
 
-# Experiment settings added after stores existed, by path, with the default that leaves them out of the hash.
-ADDED_LATER: dict[tuple[str, ...], Any] = {("defence_options",): {}, ("train", "head_lr_scale"): 1.0}
+# Experiment settings added after stores existed, by path, with the value that reproduces what stores
+# made before them computed: at that value a setting stays out of the hash, so those cells keep theirs.
+# (The speed settings' new defaults — grouped batches, bf16 where available, the evaluation budget —
+# compute something else, so a cell at those defaults has a new hash and runs anew.)
+ADDED_LATER: dict[tuple[str, ...], Any] = {
+    ("defence_options",): {},
+    ("train", "head_lr_scale"): 1.0,
+    ("train", "eval_share"): 0.0,
+    ("train", "precision"): "fp32",
+    ("train", "group_by_length"): False,
+}
 
 
 @dataclass(frozen=True)
