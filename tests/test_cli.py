@@ -272,7 +272,7 @@ def test_bad_argument_exits_2_with_one_line(capsys, argv, message):
         (["--defence", "bogus"], "unknown defence 'bogus'; choose one of:"),
         (["--target", "3"], "target label 3 is not a label of toy (0..1)"),
         (["--poison-rate", "0.9"], "can poison 32 candidate rows but rate 0.9 needs 58"),
-        (["--attack-option", "bogus=1"], "badnet: unknown option 'bogus'"),
+        (["--attack-option", "bogus=1"], "badnet options: unknown key 'bogus'"),
         (["--attack-option", "novalue"], "--attack-option 'novalue': write KEY=VALUE"),
         (["--attack", "nope"], "unknown attack 'nope'"),
         (["--epochs", "0"], "epochs 0.0: use a positive number"),

@@ -44,16 +44,49 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
-    import yaml
-
-    options: dict[str, Any] = {}
+def _key_values(pairs: list[str] | None, flag: str) -> dict[str, str]:
+    """`KEY=VALUE` pairs as text; `_typed_options` reads each value as its option's declared type."""
+    options: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ModfitError(f"{flag} {pair!r}: write KEY=VALUE")
-        options[key] = yaml.safe_load(value)
+        options[key.strip()] = value
     return options
+
+
+def _options_type(kind: str, name: str) -> type | None:
+    """The options record of attack / defence / tuning method `name`, where one is registered."""
+    if kind == "attack":
+        from modfit.attacks import ATTACKS
+
+        return ATTACKS.get(name).options if name in ATTACKS else None
+    if kind == "defence":
+        from modfit.baselines import PROCEDURES
+        from modfit.defences import base_defence
+
+        base = base_defence(name)
+        return PROCEDURES.get(base).options if base in PROCEDURES else None
+    return None
+
+
+def _typed_options(text: dict[str, str], kind: str, name: str, flag: str) -> dict[str, Any]:
+    """Command-line option text read as the option's type (`sentence=yes` stays "yes", `num_triggers=3`
+    is 3); without a registered type (tuning methods), as YAML, each error one line."""
+    import yaml
+
+    from modfit.config import options_from_text
+
+    options_type = _options_type(kind, name)
+    if options_type is not None:
+        return options_from_text(options_type, text, f"{flag} ({name})")
+    typed: dict[str, Any] = {}
+    for key, value in text.items():
+        try:
+            typed[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ModfitError(f"{flag} {key}={value!r}: cannot read it ({str(err).splitlines()[0]})") from None
+    return typed
 
 
 def _read_config(path: str | None) -> dict[str, Any]:
@@ -65,6 +98,11 @@ def _read_config(path: str | None) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ModfitError(f"--config {path}: expected a mapping of settings at the top level")
     return loaded
+
+
+def _setting(settings: dict[str, Any], section: str, key: str) -> Any:
+    node = settings.get(section)
+    return node.get(key) if isinstance(node, dict) else None
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,13 +117,20 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
             for key in path[:-1]:
                 node = node.setdefault(key, {})
             node[path[-1]] = value
+    settings = merge(_read_config(getattr(args, "config", None)), flags)
     if getattr(args, "attack_option", None):
-        flags.setdefault("attack", {})["options"] = _key_values(args.attack_option, "--attack-option")
+        text = _key_values(args.attack_option, "--attack-option")
+        name = str(_setting(settings, "attack", "name") or "badnet")
+        settings = merge(settings, {"attack": {"options": _typed_options(text, "attack", name, "--attack-option")}})
     if getattr(args, "tuning_option", None):
-        flags.setdefault("tuning", {})["options"] = _key_values(args.tuning_option, "--tuning-option")
+        text = _key_values(args.tuning_option, "--tuning-option")
+        name = str(_setting(settings, "tuning", "method") or "full")
+        settings = merge(settings, {"tuning": {"options": _typed_options(text, "tuning", name, "--tuning-option")}})
     if getattr(args, "defence_option", None):
-        flags["defence_options"] = _key_values(args.defence_option, "--defence-option")
-    return merge(_read_config(getattr(args, "config", None)), flags)
+        text = _key_values(args.defence_option, "--defence-option")
+        name = str(settings.get("defence", "none"))
+        settings = merge(settings, {"defence_options": _typed_options(text, "defence", name, "--defence-option")})
+    return settings
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:

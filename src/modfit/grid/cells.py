@@ -38,7 +38,10 @@ class Coordinates:
 
 
 # Experiment settings added after stores existed, by path, with the default that leaves them out of the hash.
-ADDED_LATER: dict[tuple[str, ...], Any] = {("defence_options",): {}, ("train", "head_lr_scale"): 1.0}
+# `preset_applied` is True in every resolved cell, so leaving it out at True keeps the hashes as they were.
+ADDED_LATER: dict[tuple[str, ...], Any] = {
+    ("defence_options",): {}, ("train", "head_lr_scale"): 1.0, ("preset_applied",): True
+}
 
 
 @dataclass(frozen=True)
