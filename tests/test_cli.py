@@ -149,11 +149,13 @@ def test_train_writes_config_history_metrics_plot_and_model(
 
     columns, table = csv_rows(out / "history.csv")
     assert HISTORY_COLUMNS <= set(columns)
-    lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    text = (out / "history.jsonl").read_text()
+    assert "NaN" not in text and "Infinity" not in text  # not JSON: a missing number is null
+    lines = [json.loads(line) for line in text.splitlines()]
     assert [int(r["step"]) for r in table] == [p["step"] for p in lines] == [0, 4, 8]
     for row, point in zip(table, lines, strict=True):
         for column in HISTORY_COLUMNS:
-            a, b = float(row[column]), float(point[column])
+            a, b = float(row[column]), float("nan" if point[column] is None else point[column])
             assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), column
 
     metrics = json.loads((out / "metrics.json").read_text())
