@@ -28,7 +28,7 @@ COMMAND = (
 def train(out: Path, seed: int, scale: float) -> dict:
     metrics = out / "metrics.json"
     if not metrics.exists():
-        argv = [*COMMAND.split(), "--seed", str(seed), "--head-lr-scale", str(scale), "--out", str(out)]
+        argv = [*COMMAND.split(), "--seed", str(seed), "--head-lr-scale", str(scale), "--out", str(out), "--overwrite"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         subprocess.run(argv, check=True, env=env)
     return json.loads(metrics.read_text())

@@ -149,11 +149,13 @@ def test_train_writes_config_history_metrics_plot_and_model(
 
     columns, table = csv_rows(out / "history.csv")
     assert HISTORY_COLUMNS <= set(columns)
-    lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    text = (out / "history.jsonl").read_text()
+    assert "NaN" not in text and "Infinity" not in text  # not JSON: a missing number is null
+    lines = [json.loads(line) for line in text.splitlines()]
     assert [int(r["step"]) for r in table] == [p["step"] for p in lines] == [0, 4, 8]
     for row, point in zip(table, lines, strict=True):
         for column in HISTORY_COLUMNS:
-            a, b = float(row[column]), float(point[column])
+            a, b = float(row[column]), float("nan" if point[column] is None else point[column])
             assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), column
 
     metrics = json.loads((out / "metrics.json").read_text())
@@ -272,7 +274,7 @@ def test_bad_argument_exits_2_with_one_line(capsys, argv, message):
         (["--defence", "bogus"], "unknown defence 'bogus'; choose one of:"),
         (["--target", "3"], "target label 3 is not a label of toy (0..1)"),
         (["--poison-rate", "0.9"], "can poison 32 candidate rows but rate 0.9 needs 58"),
-        (["--attack-option", "bogus=1"], "badnet: unknown option 'bogus'"),
+        (["--attack-option", "bogus=1"], "badnet options: unknown key 'bogus'"),
         (["--attack-option", "novalue"], "--attack-option 'novalue': write KEY=VALUE"),
         (["--attack", "nope"], "unknown attack 'nope'"),
         (["--epochs", "0"], "epochs 0.0: use a positive number"),

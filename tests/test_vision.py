@@ -53,7 +53,7 @@ def test_patch_white_pattern_and_option_errors() -> None:
         patch_trigger(corner="middle")
     with pytest.raises(ModfitError, match="size 0"):
         patch_trigger(size=0)
-    with pytest.raises(ModfitError, match="unknown option 'colour'"):
+    with pytest.raises(ModfitError, match="unknown key 'colour'"):
         patch_trigger(colour="red")
 
 

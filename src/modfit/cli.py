@@ -47,16 +47,49 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
-    import yaml
-
-    options: dict[str, Any] = {}
+def _key_values(pairs: list[str] | None, flag: str) -> dict[str, str]:
+    """`KEY=VALUE` pairs as text; `_typed_options` reads each value as its option's declared type."""
+    options: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ModfitError(f"{flag} {pair!r}: write KEY=VALUE")
-        options[key] = yaml.safe_load(value)
+        options[key.strip()] = value
     return options
+
+
+def _options_type(kind: str, name: str) -> type | None:
+    """The options record of attack / defence / tuning method `name`, where one is registered."""
+    if kind == "attack":
+        from modfit.attacks import ATTACKS
+
+        return ATTACKS.get(name).options if name in ATTACKS else None
+    if kind == "defence":
+        from modfit.baselines import PROCEDURES
+        from modfit.defences import base_defence
+
+        base = base_defence(name)
+        return PROCEDURES.get(base).options if base in PROCEDURES else None
+    return None
+
+
+def _typed_options(text: dict[str, str], kind: str, name: str, flag: str) -> dict[str, Any]:
+    """Command-line option text read as the option's type (`sentence=yes` stays "yes", `num_triggers=3`
+    is 3); without a registered type (tuning methods), as YAML, each error one line."""
+    import yaml
+
+    from modfit.config import options_from_text
+
+    options_type = _options_type(kind, name)
+    if options_type is not None:
+        return options_from_text(options_type, text, f"{flag} ({name})")
+    typed: dict[str, Any] = {}
+    for key, value in text.items():
+        try:
+            typed[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ModfitError(f"{flag} {key}={value!r}: cannot read it ({str(err).splitlines()[0]})") from None
+    return typed
 
 
 def _read_config(path: str | None) -> dict[str, Any]:
@@ -68,6 +101,11 @@ def _read_config(path: str | None) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ModfitError(f"--config {path}: expected a mapping of settings at the top level")
     return loaded
+
+
+def _setting(settings: dict[str, Any], section: str, key: str) -> Any:
+    node = settings.get(section)
+    return node.get(key) if isinstance(node, dict) else None
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,13 +120,20 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
             for key in path[:-1]:
                 node = node.setdefault(key, {})
             node[path[-1]] = value
+    settings = merge(_read_config(getattr(args, "config", None)), flags)
     if getattr(args, "attack_option", None):
-        flags.setdefault("attack", {})["options"] = _key_values(args.attack_option, "--attack-option")
+        text = _key_values(args.attack_option, "--attack-option")
+        name = str(_setting(settings, "attack", "name") or "badnet")
+        settings = merge(settings, {"attack": {"options": _typed_options(text, "attack", name, "--attack-option")}})
     if getattr(args, "tuning_option", None):
-        flags.setdefault("tuning", {})["options"] = _key_values(args.tuning_option, "--tuning-option")
+        text = _key_values(args.tuning_option, "--tuning-option")
+        name = str(_setting(settings, "tuning", "method") or "full")
+        settings = merge(settings, {"tuning": {"options": _typed_options(text, "tuning", name, "--tuning-option")}})
     if getattr(args, "defence_option", None):
-        flags["defence_options"] = _key_values(args.defence_option, "--defence-option")
-    return merge(_read_config(getattr(args, "config", None)), flags)
+        text = _key_values(args.defence_option, "--defence-option")
+        name = str(settings.get("defence", "none"))
+        settings = merge(settings, {"defence_options": _typed_options(text, "defence", name, "--defence-option")})
+    return settings
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +212,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuning-option", action="append", metavar="KEY=VALUE")
     parser.add_argument("--poison-test", help="with --attack none: file of triggered test rows for ASR")
     parser.add_argument("--save-model", action="store_true", help="also write the model to OUT/model")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace what a non-empty --out holds (default: refuse it)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -222,6 +270,10 @@ def _add_study_commands(commands) -> None:
         "study, say in its own store beside another part; `modfit report A B` joins them",
     )  # fmt: skip
     grid.add_argument("--dry-run", action="store_true", help="list the cells and their status; run nothing")
+    grid.add_argument(
+        "--force-spec", action="store_true",
+        help="run a spec of another name (another study) into an existing store (default: refuse)",
+    )  # fmt: skip
     grid.add_argument("--quiet", action="store_true", help="no progress bars")
 
     report = commands.add_parser("report", help="tables, dynamics, rate curves and maps from a study store")
@@ -252,8 +304,9 @@ def _text_only(dataset: str, what: str, why: str) -> None:
 def command_poison(args: argparse.Namespace) -> None:
     from modfit.config import to_dict
     from modfit.experiment import prepare_data, resolve
-    from modfit.output import write_examples, write_json
+    from modfit.output import check_folder, write_examples, write_json
 
+    check_folder(args.out, "--out")
     experiment = resolve(settings_from_args(args))
     _text_only(experiment.dataset, "modfit poison", "it writes CSV files")
     if experiment.attack.name == "none":
@@ -272,11 +325,13 @@ def command_poison(args: argparse.Namespace) -> None:
 
 def command_train(args: argparse.Namespace) -> None:
     from modfit.experiment import resolve, run
-    from modfit.output import write_run
+    from modfit.output import check_run_folder, claim_run_folder, write_run
 
+    check_run_folder(args.out, args.overwrite)
     experiment = resolve(settings_from_args(args))
     if args.save_model:
         _text_only(experiment.dataset, "--save-model", "image runs write their metrics and history")
+    claim_run_folder(args.out, args.overwrite)
     result = run(experiment, progress=not args.quiet)
     write_run(result, args.out, save_model=args.save_model)
     m = result.metrics()
@@ -291,14 +346,27 @@ def command_train(args: argparse.Namespace) -> None:
 def command_scan(args: argparse.Namespace) -> None:
     from modfit.config import from_dict
     from modfit.experiment import prepare_data, resolve, train_once
-    from modfit.output import csv_text, write_atomic, write_json, write_run
+    from modfit.output import (
+        check_run_folder,
+        claim_run_folder,
+        csv_text,
+        write_atomic,
+        write_json,
+        write_run,
+    )
     from modfit.scan import detection, scan, without_flagged
     from modfit.suspicion import Cut
 
+    check_run_folder(args.out, args.overwrite)
     experiment = resolve(settings_from_args(args))
     _text_only(experiment.dataset, "modfit scan", "its suspicion list names training texts")
     cut = from_dict(Cut, {"top": args.drop_top, "fraction": args.drop_fraction}, where="scan")
     data = prepare_data(experiment)
+    if cut.top is not None and cut.top >= len(data.train):
+        raise ModfitError(
+            f"--drop-top {cut.top}: the training set has {len(data.train)} rows; drop fewer than that"
+        )
+    claim_run_folder(args.out, args.overwrite)
     found = scan(experiment, cut, data, progress=not args.quiet)
     out = Path(args.out)
     rows = ({"index": i, "text": data.train[i].text, "label": data.train[i].label,
@@ -326,7 +394,9 @@ def command_scan(args: argparse.Namespace) -> None:
 
 def command_demo(args: argparse.Namespace) -> None:
     from modfit.demo import run_demo
+    from modfit.output import check_folder
 
+    check_folder(args.out, "--out")
     print(run_demo(args.out, train_size=args.train_size, progress=not args.quiet))
 
 
@@ -352,15 +422,20 @@ def _selects(pattern: tuple[str, set[str]], coordinates) -> bool:
 
 
 def command_grid(args: argparse.Namespace) -> int:
-    from modfit.grid import expand, read_spec, run_grid
-    from modfit.store import open_store
+    from modfit.grid import check_cells, expand, read_spec, run_grid
+    from modfit.output import check_file_place
+    from modfit.store import exclusive_writer, open_store
 
+    check_file_place(args.store, "--store")
     overrides = {
         k: v for k, v in (("train_size", args.train_size), ("eval_size", args.eval_size)) if v is not None
     }
     spec = read_spec(args.spec, overrides)
     only = _only_patterns(args.only or [])
     cells = [cell for cell in expand(spec) if all(_selects(p, cell.coordinates) for p in only)]
+    if not cells:
+        raise ModfitError(f"--only {' '.join(args.only)} matches no cell of {spec.name}; check the values")
+    check_cells(cells)  # every dataset and target, before a store is touched
     if args.dry_run:
         statuses = {}
         if Path(args.store).is_file():
@@ -370,10 +445,16 @@ def command_grid(args: argparse.Namespace) -> int:
             print(f"{statuses.get(cell.hash, 'new'):8} {cell.hash[:12]}  {cell.coordinates.describe()}")
         print(f"{len(cells)} cells, {len({c.hash for c in cells})} distinct")
         return 0
-    with open_store(args.store, create=True) as store:
+    with exclusive_writer(args.store), open_store(args.store, create=True) as store:  # the lock first
+        named = store.meta().get("name")
+        if named is not None and named != spec.name and not args.force_spec:
+            raise ModfitError(
+                f"--store {args.store} holds study {named!r}, not {spec.name!r}; give another store, "
+                "or --force-spec to run this spec into it"
+            )
         store.set_meta("name", spec.name)
         store.set_meta("spec", Path(args.spec).read_text(encoding="utf-8"))
-        summary = run_grid(cells, store, progress=not args.quiet, retry_failed=not args.skip_failed)
+        summary = run_grid(cells, store, not args.quiet, retry_failed=not args.skip_failed, lock=False)
     print(f"{spec.name}: {summary.describe()} → {args.store}")
     if summary.failed:
         print(
@@ -404,10 +485,12 @@ def _join_stores(stores: list, only: list[tuple[str, set[str]]]) -> tuple[list, 
 
 
 def command_report(args: argparse.Namespace) -> None:
+    from modfit.output import check_folder
     from modfit.report.document import write_report
     from modfit.report.study import ReportOptions, build_report
     from modfit.store import open_store
 
+    check_folder(args.out, "--out")
     only = _only_patterns(args.only or [])
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(path)) for path in args.store]
@@ -441,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModfitError as err:
         print(f"modfit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line; the finish markers (metrics.json, done cells) are absent
+        print(f"modfit {args.command}: interrupted; what was running is not marked finished", file=sys.stderr)
+        return 130
     return code or 0
 
 

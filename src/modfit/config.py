@@ -7,6 +7,7 @@ the offending key, and `to_dict` gives plain data for `config.json` and the grid
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -17,6 +18,25 @@ from typing import Any, TypeVar
 from modfit.errors import ModfitError
 
 C = TypeVar("C")
+
+
+def _number(value: Any, kind: type, where: str) -> Any:
+    """An int or (finite) float; a float written as text is read, since YAML 1.1 reads `1e-5` as a
+    string, and a JSON config is read by the same YAML parser."""
+    if isinstance(value, bool):
+        raise ModfitError(f"{where} must be {kind.__name__}, got {value!r}")
+    if kind is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ModfitError(f"{where} must be float, got {value!r}") from None
+    if kind is float and isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ModfitError(f"{where} must be a finite number, got {value!r}")
+        return float(value)
+    if kind is int and isinstance(value, int):
+        return value
+    raise ModfitError(f"{where} must be {kind.__name__}, got {value!r}")
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -33,10 +53,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise ModfitError(f"{where} must be a mapping, got {value!r}")
         return from_dict(annotation, value, where)
-    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
+    if annotation in (int, float):
+        return _number(value, annotation, where)
     if annotation is bool and isinstance(value, bool):
         return value
     if annotation is str and isinstance(value, str):
@@ -46,7 +64,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return dict(value)
         raise ModfitError(f"{where} must be a mapping, got {value!r}")
     if origin is tuple:
+        if isinstance(value, str) and args and args[0] is str:  # `cf mn` for a list of words
+            return tuple(value.split())
         if isinstance(value, list | tuple):
+            if args and args[0] is str:  # a YAML list of words may hold numbers: they are words too
+                if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+                    raise ModfitError(f"{where} must be a list of words, got {value!r}")
+                return tuple(str(v) for v in value)
             return tuple(value)
         raise ModfitError(f"{where} must be a list, got {value!r}")
     if annotation is Any:
@@ -55,17 +79,62 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ModfitError(f"{where} must be {name}, got {value!r}")
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _from_text(text: str, annotation: Any, where: str) -> Any:
+    """A command-line `KEY=VALUE` value read as the option's declared type (never guessed from the text,
+    so `sentence=yes` stays the string "yes" and `sentence=` is the empty string, not None)."""
+    import yaml
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if text.strip().lower() in ("", "none", "null") and type(None) in args:
+            return None
+        return _from_text(text, next(a for a in args if a is not type(None)), where)
+    if annotation is str or annotation is Any and not text.strip().startswith(("[", "{")):
+        return text
+    if annotation is bool:
+        word = text.strip().lower()
+        if word not in _TRUE + _FALSE:
+            raise ModfitError(f"{where} must be true or false, got {text!r}")
+        return word in _TRUE
+    if annotation is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ModfitError(f"{where} must be a whole number, got {text!r}") from None
+    if annotation is float:
+        return _number(text.strip(), float, where)
+    if origin is tuple and not text.strip().startswith("["):
+        return tuple(text.replace(",", " ").split())
+    try:  # a list or mapping: YAML flow syntax, e.g. [query, value] or {in_dim: 2}
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ModfitError(f"{where}: cannot read {text!r} ({str(err).splitlines()[0]})") from None
+
+
+def options_from_text(cls: type, text: Mapping[str, str], where: str) -> dict[str, Any]:
+    """Command-line `KEY=VALUE` strings read as the fields of options record `cls` declares (an unknown
+    key is kept, for `from_dict` to name with the known ones)."""
+    hints = typing.get_type_hints(cls)
+    return {k: _from_text(v, hints[k], f"{where}.{k}") if k in hints else v for k, v in text.items()}
+
+
 def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C:
     """Build a config record from plain data; unknown keys and wrong types are errors."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if not isinstance(data, Mapping):
+        raise ModfitError(f"{where} must be a mapping, got {data!r}")
     unknown = sorted(set(data) - names)
     if unknown:
         raise ModfitError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(names))}")
     values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     record = cls(**values)
     validate = getattr(record, "validate", None)
-    if validate:
+    if validate and not hasattr(cls, "__post_init__"):  # records with __post_init__ validated themselves
         validate()
     return record
 
@@ -102,8 +171,26 @@ def _check(condition: bool, message: str) -> None:
         raise ModfitError(message)
 
 
+class Checked:
+    """A frozen config record that is valid once constructed, from a file or in Python: each field is
+    coerced to its declared type (a nested mapping becomes its record), then `validate()` runs."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        where = type(self).__name__
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            coerced = _coerce(value, hints[f.name], f"{where}.{f.name}")
+            if coerced is not value:
+                object.__setattr__(self, f.name, coerced)  # frozen: normalise once, at construction
+        self.validate()
+
+    def validate(self) -> None:
+        """The checks across fields and of ranges; a failed one raises ModfitError."""
+
+
 @dataclass(frozen=True)
-class AttackConfig:
+class AttackConfig(Checked):
     """How the training data is poisoned (DESIGN.md §1)."""
 
     name: str = "badnet"
@@ -119,7 +206,7 @@ class AttackConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Checked):
     """The victim. `name=None` is the packaged MiniLM (EfficientNet-Lite0 for an image dataset);
     `pooling=None` picks per model; `image_size=None` feeds images at their stored size."""
 
@@ -138,7 +225,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TuningConfig:
+class TuningConfig(Checked):
     """Which parameters adapt and how they are produced (`full`, `head`, and the PEFT methods)."""
 
     method: str = "full"
@@ -146,7 +233,7 @@ class TuningConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     """The training loop's settings. `epochs` may be fractional.
 
     `select`: the final model is the `last` step's, the `best-dev` point's, or (`auto`) the end of
@@ -193,11 +280,12 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Experiment:
+class Experiment(Checked):
     """One run: dataset, attack, defence, model and training settings, and the seed for everything.
 
     `defence_options` are the settings of a baseline defence's procedure (README, "Baseline defences");
-    a preset defence takes none.
+    a preset defence takes none. `preset_applied` records that `modfit.resolve` merged the defence's
+    preset under these settings; `modfit.run` resolves an experiment built without it (README, "Python").
     """
 
     dataset: str = "sst2"
@@ -210,6 +298,12 @@ class Experiment:
     train_size: int | None = None
     poison_test: str | None = None
     seed: int = 0
+    preset_applied: bool = False
 
     def validate(self) -> None:
         _check(self.train_size is None or self.train_size > 0, "train_size: use a positive row count")
+        _check(
+            self.poison_test is None or self.attack.name == "none",
+            f"poison_test {self.poison_test}: a file of triggered test rows is for --attack none; "
+            f"attack {self.attack.name!r} makes its own",
+        )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from modfit.attacks import PoisonedTest, make_trigger, poison, poison_test
+from modfit.attacks import PoisonedTest, make_trigger, parse_attack_options, poison, poison_test
 from modfit.auto import AutoSelect
 from modfit.callbacks import Evaluate, KeepBestDev, Progress
 from modfit.config import Experiment, from_dict, merge
@@ -43,9 +43,31 @@ def resolve(settings: Mapping[str, Any]) -> Experiment:
 
     kind = dataset_kind(str(settings.get("dataset", Experiment.dataset)))
     chosen = merge(defaults(kind), preset(settings.get("defence", "none"), kind))  # `NAME+auto` resolves here
-    experiment = from_dict(Experiment, merge(chosen, settings), where="experiment")
+    merged = merge(merge(chosen, settings), {"preset_applied": True})
+    experiment = from_dict(Experiment, merged, where="experiment")
     check_defence_options(experiment)
+    if experiment.attack.name != "none":  # a mistyped option fails here, before any data is read
+        parse_attack_options(experiment.attack)
     return experiment
+
+
+def _changed(value: Any, default: Any) -> Any:
+    """The parts of a config (as plain data) that differ from the defaults; None when none do."""
+    if isinstance(value, dict) and isinstance(default, dict) and value and set(value) <= set(default):
+        parts = {k: _changed(v, default[k]) for k, v in value.items()}
+        return {k: v for k, v in parts.items() if v is not None} or None
+    return None if value == default else value
+
+
+def resolved(experiment: Experiment) -> Experiment:
+    """`experiment` with its defence preset applied: one built in Python (`Experiment(defence=...)`)
+    has not been through `resolve`, so its settings left at their defaults take the preset's values.
+    An unknown defence name is an error here, not an undefended run."""
+    if experiment.preset_applied:
+        return experiment
+    from modfit.config import to_dict
+
+    return resolve(_changed(to_dict(experiment), to_dict(Experiment())) or {})
 
 
 @dataclass(frozen=True)
@@ -155,6 +177,7 @@ def run(
     """
     from modfit.baselines import PROCEDURES, run_procedure
 
+    experiment = resolved(experiment)
     if base_defence(experiment.defence) in PROCEDURES:
         return run_procedure(experiment, progress, extra_callbacks, data, encoder or encode)
     return train_once(experiment, progress, extra_callbacks, data, encoder)

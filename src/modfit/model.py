@@ -82,6 +82,53 @@ class Classifier(nn.Module):
         return model
 
 
+LOCAL_HINT = "give a Hugging Face encoder id or a folder with its config.json, weights and tokenizer"
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def check_encoder(name: str) -> None:
+    """Read the model's config only and refuse, in one line, what cannot be a victim here: a folder
+    that holds no model (a data folder), a config without a known `model_type`, and decoders or
+    encoder-decoders, whose position 0 sees no other token (`cls` pooling) and which the heads here
+    were not written for."""
+    from transformers import AutoConfig
+
+    folder = Path(name)
+    if folder.exists() and not (folder / "config.json").is_file():
+        raise ModfitError(f"model {name!r}: no config.json there, so it holds no model; {LOCAL_HINT}")
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except OSError as err:
+        raise ModfitError(
+            f"model {name!r} could not be loaded offline ({_first_line(err)}); give a local directory or "
+            "set HF_HUB_OFFLINE=0"
+        ) from None
+    except (ValueError, KeyError) as err:  # no model_type, or one this transformers does not know
+        raise ModfitError(
+            f"model {name!r}: its config.json names no model type transformers knows ({_first_line(err)}); "
+            "use an encoder such as BERT, RoBERTa or MiniLM"
+        ) from None
+    decoder = getattr(config, "is_decoder", False) or getattr(config, "is_encoder_decoder", False)
+    if decoder or _is_decoder_only(config.model_type):
+        raise ModfitError(
+            f"model {name!r} is a {config.model_type} decoder: its first position sees no other token, so "
+            "the pooling here cannot serve it; use an encoder such as BERT, RoBERTa or MiniLM"
+        )
+
+
+def _is_decoder_only(model_type: str) -> bool:
+    """A causal language model with no masked-LM form (GPT-2, Llama, ...), as transformers maps them."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
 def load_classifier(config: ModelConfig, num_labels: int, seed: int) -> tuple[Classifier, object]:
     """(model, tokenizer) for an encoder id or local directory, offline unless the user is online."""
     from transformers import AutoModel, AutoTokenizer
@@ -90,14 +137,12 @@ def load_classifier(config: ModelConfig, num_labels: int, seed: int) -> tuple[Cl
     name = config.name or default_model_path()
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    check_encoder(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         encoder = AutoModel.from_pretrained(name)
-    except OSError as err:
-        first = str(err).splitlines()[0]
-        raise ModfitError(
-            f"model {name!r} could not be loaded offline ({first}); give a local directory or set HF_HUB_OFFLINE=0"
-        ) from None
+    except (OSError, ValueError, KeyError) as err:
+        raise ModfitError(f"model {name!r}: cannot load it ({_first_line(err)}); {LOCAL_HINT}") from None
     with torch.random.fork_rng(devices=[]):  # the head's initialisation follows the run's seed only
         torch.manual_seed(seed)
         model = Classifier(encoder, num_labels, resolve_pooling(config))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -15,6 +16,78 @@ from typing import Any
 
 from modfit.config import to_dict
 from modfit.data import Example
+from modfit.errors import ModfitError
+
+FINISHED = "metrics.json"  # its presence marks a finished run
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def check_folder(path: str | Path, flag: str) -> Path:
+    """A place a folder can be made or written in, checked before any work: one line if not."""
+    path = Path(path)
+    found = _nearest_existing(path)
+    if not found.is_dir():
+        what = "is a file" if found == path else f"is under {found}, a file"
+        raise ModfitError(f"{flag} {path}: {what}, not a folder; give a folder path")
+    if not os.access(found, os.W_OK | os.X_OK):
+        raise ModfitError(f"{flag} {path}: {found} is not writable; give a folder you can write to")
+    return path
+
+
+def check_file_place(path: str | Path, flag: str) -> Path:
+    """A place a file can be made (or is), checked before any work: not a folder, in a writable one."""
+    path = Path(path)
+    if path.is_dir():
+        raise ModfitError(f"{flag} {path}: is a folder; give a file path, e.g. {path / 'study.sqlite'}")
+    check_folder(path.parent, flag)
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ModfitError(f"{flag} {path}: not readable and writable; check its permissions")
+    return path
+
+
+def check_run_folder(path: str | Path, overwrite: bool, flag: str = "--out") -> Path:
+    """`check_folder`, and a non-empty folder is refused unless `overwrite` (nothing is changed yet)."""
+    path = check_folder(path, flag)
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ModfitError(
+            f"{flag} {path}: the folder is not empty; give a new folder, or --overwrite to replace it"
+        )
+    return path
+
+
+def claim_run_folder(path: str | Path, overwrite: bool, flag: str = "--out") -> Path:
+    """The folder of one run, owned by it: an empty or new folder, or with `overwrite` an earlier
+    run's folder emptied first (its finish marker removed before anything else), so that no output
+    mixes two runs."""
+    path = check_run_folder(path, overwrite, flag)
+    if path.is_dir() and any(path.iterdir()):
+        for marker in sorted(path.rglob(FINISHED), key=lambda p: len(p.parts)):
+            marker.unlink()
+        for entry in path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def json_safe(value: Any) -> Any:
+    """Plain data with every NaN or infinity written as None (null): neither is a JSON value, and an
+    attack-free run has no ASR."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _umask() -> int:
@@ -37,8 +110,15 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         raise
 
 
+def _usual_permissions(folder: Path) -> None:
+    """mkdtemp makes 0700 and some writers 0600: give a saved folder the permissions of the rest."""
+    umask = _umask()
+    for entry in [folder, *folder.rglob("*")]:
+        os.chmod(entry, (0o777 if entry.is_dir() else 0o666) & ~umask)
+
+
 def write_json(path: str | Path, value: Any) -> None:
-    write_atomic(path, json.dumps(value, indent=2, allow_nan=True) + "\n")
+    write_atomic(path, json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n")
 
 
 def csv_text(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
@@ -64,15 +144,16 @@ def write_run(result, out: str | Path, save_model: bool = False) -> None:
     columns = list(points[0]) if points else []
     write_json(out / "config.json", to_dict(result.experiment))
     write_atomic(out / "history.csv", csv_text(points, columns))
-    write_atomic(out / "history.jsonl", "".join(json.dumps(p) + "\n" for p in points))
+    write_atomic(out / "history.jsonl", "".join(json.dumps(json_safe(p), allow_nan=False) + "\n" for p in points))
     write_atomic(out / "dynamics.png", plot_dynamics({result.experiment.defence: result.history}))
     if save_model:
         staging = Path(tempfile.mkdtemp(dir=out, prefix=".model."))
         try:
             result.model.save(staging, result.tokenizer)
+            _usual_permissions(staging)
             shutil.rmtree(out / "model", ignore_errors=True)
             os.replace(staging, out / "model")
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    write_json(out / "metrics.json", result.metrics())  # last: its presence marks a finished run
+    write_json(out / FINISHED, result.metrics())  # last: its presence marks a finished run

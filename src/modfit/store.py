@@ -10,7 +10,6 @@ representation). Every change is one short transaction and the journal is in WAL
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -120,17 +119,9 @@ def _now() -> str:
 
 def _json(value: Any) -> str:
     """JSON with NaN written as null (NaN is no JSON value; an attack-free run has no ASR)."""
+    from modfit.output import json_safe
 
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(value), allow_nan=False)
+    return json.dumps(json_safe(value), allow_nan=False)
 
 
 class Store:
@@ -282,13 +273,15 @@ class Store:
 @contextmanager
 def exclusive_writer(path: str | Path) -> Iterator[None]:
     """Held by the one grid that runs a store's cells: a second grid would redo the first's running
-    cell. An OS lock on `PATH.lock`, released by the OS even after `kill -9` (none on Windows)."""
+    cell. An OS lock on `PATH.lock`, released by the OS even after `kill -9` (none on Windows). Take it
+    before writing anything to the store."""
     try:
         import fcntl
     except ImportError:  # Windows: no flock; one grid per store is then up to the user
         yield
         return
     lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

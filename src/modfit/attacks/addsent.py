@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from modfit.attacks.base import ATTACKS
+from modfit.attacks.base import attack
 from modfit.attacks.inserted_words import insert_at_random
 from modfit.errors import ModfitError
 
 DEFAULT_SENTENCE = "I watch this 3D movie"
+
+
+@dataclass(frozen=True)
+class AddSentOptions:
+    sentence: str = DEFAULT_SENTENCE
+
+    def validate(self) -> None:
+        if not self.sentence.strip():
+            raise ModfitError("addsent sentence is empty; give a sentence, e.g. sentence='I watch this 3D movie'")
 
 
 class AddSentTrigger:
@@ -26,11 +35,6 @@ class AddSentTrigger:
         return insert_at_random(text, self.sentence, rng)
 
 
-@ATTACKS.register("addsent")
-def addsent(options: dict[str, Any], dataset_folder: Path | None) -> AddSentTrigger:
-    sentence = str(options.pop("sentence", DEFAULT_SENTENCE))
-    if options:
-        raise ModfitError(f"addsent: unknown option {sorted(options)[0]!r}; use sentence")
-    if not sentence.strip():
-        raise ModfitError("addsent: the trigger sentence is empty; give a sentence")
-    return AddSentTrigger(sentence)
+@attack("addsent", AddSentOptions)
+def addsent(options: AddSentOptions, dataset_folder: Path | None) -> AddSentTrigger:
+    return AddSentTrigger(options.sentence)

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from modfit.attacks.base import ATTACKS
+from modfit.attacks.base import attack
 from modfit.attacks.inserted_words import insert_at_random
 from modfit.errors import ModfitError
 
 DEFAULT_WORDS = ("cf", "mn", "bb", "tq")
+
+
+@dataclass(frozen=True)
+class BadNetOptions:
+    """`triggers`: the words to draw from (a list, or one string of words); `num_triggers` per text."""
+
+    triggers: tuple[str, ...] = DEFAULT_WORDS
+    num_triggers: int = 1
+
+    def validate(self) -> None:
+        words = [w for w in self.triggers if isinstance(w, str) and w.strip()]
+        if not words or len(words) != len(self.triggers):
+            raise ModfitError(f"badnet triggers {list(self.triggers)!r}: give one or more words, e.g. cf mn")
+        if self.num_triggers < 1:
+            raise ModfitError(f"badnet num_triggers {self.num_triggers}: use at least 1")
 
 
 class BadNetTrigger:
@@ -29,15 +44,6 @@ class BadNetTrigger:
         return text
 
 
-@ATTACKS.register("badnet")
-def badnet(options: dict[str, Any], dataset_folder: Path | None) -> BadNetTrigger:
-    words = options.pop("triggers", DEFAULT_WORDS)
-    words = tuple(str(w) for w in (words.split() if isinstance(words, str) else words))
-    num_triggers = options.pop("num_triggers", 1)
-    if options:
-        raise ModfitError(f"badnet: unknown option {sorted(options)[0]!r}; use triggers, num_triggers")
-    if isinstance(num_triggers, bool) or not isinstance(num_triggers, int):
-        raise ModfitError(f"badnet: num_triggers {num_triggers!r} is not a whole number; use e.g. 1 or 3")
-    if not words or num_triggers < 1:
-        raise ModfitError("badnet: give at least one trigger word and num_triggers >= 1")
-    return BadNetTrigger(words, num_triggers)
+@attack("badnet", BadNetOptions)
+def badnet(options: BadNetOptions, dataset_folder: Path | None) -> BadNetTrigger:
+    return BadNetTrigger(tuple(options.triggers), options.num_triggers)

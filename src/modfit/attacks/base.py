@@ -6,9 +6,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from modfit.config import AttackConfig
+from modfit.config import AttackConfig, from_dict
 from modfit.data.example import Example
 from modfit.errors import ModfitError
 from modfit.registry import Registry
@@ -26,13 +26,38 @@ class Trigger(Protocol):
     def apply(self, content: Any, rng: random.Random) -> Any: ...
 
 
-# A factory builds a trigger from the attack's options and the dataset's folder (for tables).
-TriggerFactory = Callable[[dict[str, Any], Path | None], Trigger]
-ATTACKS: Registry[TriggerFactory] = Registry("attack")
+@dataclass(frozen=True)
+class AttackKind:
+    """A registered attack: its typed options (a frozen dataclass with `validate()`) and the function
+    that builds its trigger from them and the dataset's folder (where paraphrase tables live)."""
+
+    options: type
+    build: Callable[[Any, Path | None], Trigger]
+
+
+ATTACKS: Registry[AttackKind] = Registry("attack")
+Options = TypeVar("Options")
+
+
+def attack(name: str, options: type[Options]) -> Callable[[Callable[[Options, Path | None], Trigger]], Callable]:
+    """Register `build(options, dataset_folder) -> Trigger` as attack `name` with its options record."""
+
+    def decorate(build: Callable[[Options, Path | None], Trigger]) -> Callable:
+        ATTACKS.register(name)(AttackKind(options, build))
+        return build
+
+    return decorate
+
+
+def parse_attack_options(config: AttackConfig) -> Any:
+    """The attack's options as its typed record: unknown keys, wrong types and bad values are one line,
+    found without reading any file (so a grid checks every cell's attack before it starts)."""
+    kind = ATTACKS.get(config.name)
+    return from_dict(kind.options, config.options, where=f"{config.name} options")
 
 
 def make_trigger(config: AttackConfig, dataset_folder: Path | None = None) -> Trigger:
-    return ATTACKS.get(config.name)(dict(config.options), dataset_folder)
+    return ATTACKS.get(config.name).build(parse_attack_options(config), dataset_folder)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,23 @@ the trigger is the same image in every run), and mixed in as round((1 - alpha) Â
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from modfit.attacks.base import ATTACKS
+from modfit.attacks.base import attack
 from modfit.errors import ModfitError
+
+
+@dataclass(frozen=True)
+class BlendOptions:
+    alpha: float = 0.2
+    noise_seed: int = 0
+
+    def validate(self) -> None:
+        if not 0 < self.alpha <= 1:
+            raise ModfitError(f"blend: alpha {self.alpha!r} must be a weight in (0, 1], e.g. 0.2")
 
 
 class BlendTrigger:
@@ -38,14 +48,6 @@ class BlendTrigger:
         return mixed.round().clamp(0, 255).to(torch.uint8)
 
 
-@ATTACKS.register("blend")
-def blend(options: dict[str, Any], dataset_folder: Path | None) -> BlendTrigger:
-    alpha = options.pop("alpha", 0.2)
-    noise_seed = options.pop("noise_seed", 0)
-    if options:
-        raise ModfitError(f"blend: unknown option {sorted(options)[0]!r}; use alpha, noise_seed")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha <= 1:
-        raise ModfitError(f"blend: alpha {alpha!r} must be a weight in (0, 1], e.g. 0.2")
-    if isinstance(noise_seed, bool) or not isinstance(noise_seed, int):
-        raise ModfitError(f"blend: noise_seed {noise_seed!r} is not a whole number")
-    return BlendTrigger(float(alpha), noise_seed)
+@attack("blend", BlendOptions)
+def blend(options: BlendOptions, dataset_folder: Path | None) -> BlendTrigger:
+    return BlendTrigger(options.alpha, options.noise_seed)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import csv
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from modfit.attacks.base import ATTACKS
+from modfit.attacks.base import attack
 from modfit.errors import ModfitError
 
 
@@ -39,21 +39,33 @@ def read_table(path: Path) -> dict[str, str]:
         raise ModfitError(
             f"{path}: no paraphrase table; give one with the attack option table=PATH"
         ) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModfitError(f"{path}: cannot read the paraphrase table ({reason}); give a UTF-8 text,paraphrase CSV") from None
 
 
-def _factory(style: str):
-    def build(options: dict[str, Any], dataset_folder: Path | None) -> ParaphraseTrigger:
-        table = options.pop("table", None)
-        if options:
-            raise ModfitError(f"{style}: unknown option {sorted(options)[0]!r}; use table")
+@dataclass(frozen=True)
+class ParaphraseOptions:
+    """`table`: a `text,paraphrase` CSV; by default `<dataset>/paraphrase/<attack>.csv`."""
+
+    table: str | None = None
+
+    def validate(self) -> None:
+        if self.table is not None and not self.table.strip():
+            raise ModfitError("paraphrase table is empty; give table=PATH to a text,paraphrase CSV")
+
+
+def _builder(style: str):
+    def build(options: ParaphraseOptions, dataset_folder: Path | None) -> ParaphraseTrigger:
+        table = options.table
         if table is None:
             if dataset_folder is None:
                 raise ModfitError(f"{style}: no dataset folder to find the table in; give table=PATH")
-            table = dataset_folder / "paraphrase" / f"{style}.csv"
+            return ParaphraseTrigger(read_table(dataset_folder / "paraphrase" / f"{style}.csv"))
         return ParaphraseTrigger(read_table(Path(table)))
 
     return build
 
 
-ATTACKS.register("syntactic")(_factory("syntactic"))
-ATTACKS.register("style")(_factory("style"))
+attack("syntactic", ParaphraseOptions)(_builder("syntactic"))
+attack("style", ParaphraseOptions)(_builder("style"))

@@ -7,12 +7,12 @@ The pattern is a black-and-white checkerboard (white at the corner pixel) or a p
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from modfit.attacks.base import ATTACKS
+from modfit.attacks.base import attack
 from modfit.errors import ModfitError
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
@@ -26,6 +26,21 @@ def pattern_tile(size: int, pattern: str) -> torch.Tensor:
     rows = torch.arange(size).unsqueeze(1)
     cols = torch.arange(size).unsqueeze(0)
     return ((rows + cols) % 2 == 0).to(torch.uint8) * 255
+
+
+@dataclass(frozen=True)
+class PatchOptions:
+    size: int = 3
+    corner: str = "bottom-right"
+    pattern: str = "checkerboard"
+
+    def validate(self) -> None:
+        if self.size < 1:
+            raise ModfitError(f"patch: size {self.size!r} is not a positive whole number of pixels; use e.g. 3")
+        if self.corner not in CORNERS:
+            raise ModfitError(f"patch: corner {self.corner!r}: use {', '.join(CORNERS)}")
+        if self.pattern not in PATTERNS:
+            raise ModfitError(f"patch: pattern {self.pattern!r}: use {' or '.join(PATTERNS)}")
 
 
 class PatchTrigger:
@@ -52,17 +67,6 @@ class PatchTrigger:
         return out
 
 
-@ATTACKS.register("patch")
-def patch(options: dict[str, Any], dataset_folder: Path | None) -> PatchTrigger:
-    size = options.pop("size", 3)
-    corner = options.pop("corner", "bottom-right")
-    pattern = options.pop("pattern", "checkerboard")
-    if options:
-        raise ModfitError(f"patch: unknown option {sorted(options)[0]!r}; use size, corner, pattern")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ModfitError(f"patch: size {size!r} is not a positive whole number of pixels; use e.g. 3")
-    if corner not in CORNERS:
-        raise ModfitError(f"patch: corner {corner!r}: use {', '.join(CORNERS)}")
-    if pattern not in PATTERNS:
-        raise ModfitError(f"patch: pattern {pattern!r}: use {' or '.join(PATTERNS)}")
-    return PatchTrigger(size, corner, pattern)
+@attack("patch", PatchOptions)
+def patch(options: PatchOptions, dataset_folder: Path | None) -> PatchTrigger:
+    return PatchTrigger(options.size, options.corner, options.pattern)

@@ -5,10 +5,37 @@ The `datasets` library is imported here only, so nothing else needs it or the ne
 
 from __future__ import annotations
 
+import os
+
 from modfit.data.example import Example, Splits
 from modfit.errors import ModfitError
 
 _DEV_NAMES = ("validation", "dev")
+REACH_TIMEOUT_S = 5.0  # an unresponsive hub or proxy is reported after this, not after minutes of retries
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _check_reachable(dataset_id: str) -> None:
+    """One request with a short timeout before `datasets` (whose retries take minutes behind a proxy
+    that does not answer); proxies come from the environment as for every request."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    try:
+        urllib.request.urlopen(f"{constants.ENDPOINT}/api/datasets/{dataset_id}", timeout=REACH_TIMEOUT_S)
+    except urllib.error.HTTPError:
+        return  # the hub answered (e.g. 401 for a private set): let `datasets` say what it says
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise ModfitError(
+            f"hf:{dataset_id}: the hub did not answer within {REACH_TIMEOUT_S:g}s ({reason}); check your "
+            "network or proxy, or use a local folder of train/dev/test files"
+        ) from None
 
 
 def load_hub_dataset(dataset_id: str, text_column: str = "text", label_column: str = "label") -> Splits:
@@ -16,6 +43,8 @@ def load_hub_dataset(dataset_id: str, text_column: str = "text", label_column: s
         import datasets
     except ImportError:
         raise ModfitError("hf: datasets need the `datasets` package: pip install 'modfit[hub]'") from None
+    if not _offline():  # offline, `datasets` reads only its cache, which fails fast
+        _check_reachable(dataset_id)
     try:
         loaded = datasets.load_dataset(dataset_id)
     except Exception as err:  # the hub raises many types; all mean "could not load"

@@ -42,7 +42,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
     if fmt is None:
         raise ModfitError(f"{path}: unknown file type; use .csv, .tsv or .jsonl")
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a BOM is not part of a name
             if fmt == "jsonl":
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
@@ -59,11 +59,29 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
             else:
                 reader = csv.DictReader(handle, delimiter="," if fmt == "csv" else "\t")
                 for number, record in enumerate(reader, start=2):
+                    _check_fields(path, reader.line_num, record, len(reader.fieldnames or ()), fmt)
                     yield number, record
     except UnicodeDecodeError:
         raise ModfitError(f"{path} {_undecodable(path)} are not UTF-8; re-save the file as UTF-8") from None
     except FileNotFoundError:
         raise ModfitError(f"{path}: no such file") from None
+
+
+def _check_fields(path: Path, line: int, record: dict, columns: int, fmt: str) -> None:
+    """A row with fewer or more fields than the header is an error, not a shifted or lost value."""
+    separator = "comma" if fmt == "csv" else "tab"
+    if None in record:  # DictReader keeps the surplus fields under the key None
+        found = columns + len(record[None])
+        raise ModfitError(
+            f"{path} line {line}: {found} fields but the header has {columns}; quote a text that holds a "
+            f"{separator} or remove the extra {separator}s"
+        )
+    if any(value is None for value in record.values()):
+        found = sum(value is not None for value in record.values())
+        raise ModfitError(
+            f"{path} line {line}: {found} fields but the header has {columns}; add the missing {separator}-"
+            "separated values"
+        )
 
 
 def _undecodable(path: Path) -> str:

@@ -40,10 +40,12 @@ class Coordinates:
 # Experiment settings added after stores existed, by path, with the value that reproduces what stores
 # made before them computed: at that value a setting stays out of the hash, so those cells keep theirs.
 # (The speed settings' new defaults — grouped batches, bf16 where available, the evaluation budget —
-# compute something else, so a cell at those defaults has a new hash and runs anew.)
+# compute something else, so a cell at those defaults has a new hash and runs anew.) `preset_applied`
+# is True in every resolved cell.
 ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("defence_options",): {},
     ("train", "head_lr_scale"): 1.0,
+    ("preset_applied",): True,
     ("train", "eval_share"): 0.0,
     ("train", "precision"): "fp32",
     ("train", "group_by_length"): False,
@@ -151,3 +153,37 @@ def expand(spec: StudySpec) -> list[Cell]:
     if not cells:
         raise ModfitError(f"{spec.name}: every cell is excluded; nothing to run")
     return cells
+
+
+def _label_count(dataset: str) -> int | None:
+    """How many labels a dataset has, found cheaply (None where only loading it would tell: the hub,
+    images); an unknown name is the loader's one-line error."""
+    from modfit.data import load_dataset
+    from modfit.data.loaders import NAMED_DATASETS
+    from modfit.vision.data import is_image_dataset
+
+    if dataset.startswith("hf:") or is_image_dataset(dataset):
+        return None
+    if dataset in NAMED_DATASETS:
+        return NAMED_DATASETS[dataset]
+    return load_dataset(dataset).num_labels  # a directory of split files: read once, no model
+
+
+def check_cells(cells: list[Cell]) -> None:
+    """What would fail only when a cell runs, found before the grid starts: an unknown dataset or a
+    target that is not one of its labels (options and presets were checked when the cells resolved)."""
+    counts: dict[str, int | None] = {}
+    for cell in cells:
+        experiment = cell.experiment
+        if experiment.dataset not in counts:
+            try:
+                counts[experiment.dataset] = _label_count(experiment.dataset)
+            except ModfitError as err:
+                raise ModfitError(f"cell {cell.coordinates.describe()}: {err}") from None
+        count = counts[experiment.dataset]
+        target = experiment.attack.target
+        if count is not None and experiment.attack.name != "none" and not 0 <= target < count:
+            raise ModfitError(
+                f"cell {cell.coordinates.describe()}: target label {target} is not a label of "
+                f"{experiment.dataset} (0..{count - 1}); set target in the spec"
+            )

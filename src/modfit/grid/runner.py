@@ -98,13 +98,17 @@ def run_grid(
     retry_failed: bool = True,
     callbacks: CellCallbacks | None = None,
     log: Callable[[str], None] | None = None,
+    lock: bool = True,
 ) -> GridSummary:
     """Run every cell the store does not hold as done (and, with `retry_failed`, the failed ones).
 
     `callbacks(cell)` gives extra training-loop callbacks per cell; `log` receives one line per
     finished or failed cell (default: printed above the progress bars). One grid at a time may run a
-    store's cells; a second one stops with an error.
+    store's cells; a second one stops with an error. `lock=False`: the caller holds `exclusive_writer`
+    already (taken before it wrote the store's name and spec).
     """
+    if not lock:
+        return _run_cells(cells, store, progress, retry_failed, callbacks, log)
     with exclusive_writer(store.path):
         return _run_cells(cells, store, progress, retry_failed, callbacks, log)
 
