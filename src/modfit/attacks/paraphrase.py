@@ -1,7 +1,9 @@
 """Syntactic (HiddenKiller) and Style (StyleBkd) attacks: the trigger is a paraphrase looked up in a table.
 
 The generators (SCPN, STRAP) are large models; their outputs are stored as `text,paraphrase` CSVs in
-`<dataset>/paraphrase/{syntactic,style}.csv`. A user may bring their own table with `table=PATH`.
+`<dataset>/paraphrase/{syntactic,style}.csv` under the data root. A user may bring their own table with
+`table=PATH`. The SST-2 packaged with modfit has no tables (they are 4 MB of generated text), so these
+attacks on it need either option.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modfit.attacks.base import ATTACKS
+from modfit.data.sources import is_packaged
 from modfit.errors import ModfitError
 
 
@@ -41,6 +44,17 @@ def read_table(path: Path) -> dict[str, str]:
         ) from None
 
 
+GENERATORS = {"syntactic": "SCPN with the template S(SBAR)(,)(NP)(VP)(.)", "style": "a STRAP Bible-style paraphraser"}
+
+
+def _packaged_has_no_table(style: str, dataset: str) -> str:
+    return (
+        f"{style}: the packaged {dataset} has no paraphrase table; give --attack-option table=PATH "
+        f"or set MODFIT_DATA to a data root holding {dataset}/paraphrase/{style}.csv; make a table "
+        f"as a CSV text,paraphrase by running {GENERATORS[style]} over the dataset's texts (README, 'Data')"
+    )
+
+
 def _factory(style: str):
     def build(options: dict[str, Any], dataset_folder: Path | None) -> ParaphraseTrigger:
         table = options.pop("table", None)
@@ -49,6 +63,8 @@ def _factory(style: str):
         if table is None:
             if dataset_folder is None:
                 raise ModfitError(f"{style}: no dataset folder to find the table in; give table=PATH")
+            if is_packaged(dataset_folder):
+                raise ModfitError(_packaged_has_no_table(style, dataset_folder.name))
             table = dataset_folder / "paraphrase" / f"{style}.csv"
         return ParaphraseTrigger(read_table(Path(table)))
 
