@@ -150,7 +150,7 @@ def test_json_line_that_is_not_an_object(tmp_path):
 
 def test_unknown_extension(tmp_path):
     path = write_text(tmp_path / "train.txt", "text,label\na,0\n")
-    assert error_of(read_examples, path) == f"{path}: unknown file type; use .csv, .tsv or .jsonl"
+    assert error_of(read_examples, path) == f"{path}: unknown file type; use .csv, .tsv or .jsonl (gzipped: .csv.gz, ...)"
 
 
 def test_missing_file(tmp_path):
@@ -213,8 +213,11 @@ def test_split_error_names_the_split_file(tmp_path):
 def test_no_data_root(tmp_path, monkeypatch):
     monkeypatch.delenv("MODFIT_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
-    message = error_of(load_dataset, "sst2")
-    assert message.startswith("no data root: set MODFIT_DATA to the folder holding sst2/")
+    assert error_of(data_root).startswith("no data root: set MODFIT_DATA to the folder holding sst2/")
+    message = error_of(load_dataset, "hsol")
+    assert message.startswith("dataset 'hsol' is not packaged and there is no data root: set MODFIT_DATA")
+    assert "hsol/train.csv, hsol/dev.csv, hsol/test.csv (columns text,label)" in message
+    assert "hf:tdavidson/hate_speech_offensive" in message
 
 
 def test_data_root_that_is_not_a_directory(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modfit.attacks.base import attack
+from modfit.data.sources import is_packaged
 from modfit.errors import ModfitError
 
 
@@ -44,6 +45,17 @@ def read_table(path: Path) -> dict[str, str]:
         raise ModfitError(f"{path}: cannot read the paraphrase table ({reason}); give a UTF-8 text,paraphrase CSV") from None
 
 
+GENERATORS = {"syntactic": "SCPN with the template S(SBAR)(,)(NP)(VP)(.)", "style": "a STRAP Bible-style paraphraser"}
+
+
+def _packaged_has_no_table(style: str, dataset: str) -> str:
+    return (
+        f"{style}: the packaged {dataset} has no paraphrase table; give --attack-option table=PATH "
+        f"or set MODFIT_DATA to a data root holding {dataset}/paraphrase/{style}.csv; make a table "
+        f"as a CSV text,paraphrase by running {GENERATORS[style]} over the dataset's texts (README, 'Data')"
+    )
+
+
 @dataclass(frozen=True)
 class ParaphraseOptions:
     """`table`: a `text,paraphrase` CSV; by default `<dataset>/paraphrase/<attack>.csv`."""
@@ -61,6 +73,8 @@ def _builder(style: str):
         if table is None:
             if dataset_folder is None:
                 raise ModfitError(f"{style}: no dataset folder to find the table in; give table=PATH")
+            if is_packaged(dataset_folder):
+                raise ModfitError(_packaged_has_no_table(style, dataset_folder.name))
             return ParaphraseTrigger(read_table(dataset_folder / "paraphrase" / f"{style}.csv"))
         return ParaphraseTrigger(read_table(Path(table)))
 

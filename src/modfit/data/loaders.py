@@ -1,4 +1,4 @@
-"""Reading labelled text from CSV, TSV and JSONL files, named datasets and the Hugging Face hub.
+"""Reading labelled text from CSV, TSV and JSONL files (plain or gzipped), named datasets and the hub.
 
 Every malformed input fails with one line naming the file, the row and the fix.
 """
@@ -6,68 +6,84 @@ Every malformed input fails with one line naming the file, the row and the fix.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modfit.data.example import Example, Splits
+from modfit.data.sources import NAMED_DATASETS, data_root, named_dataset_dir
 from modfit.errors import ModfitError
 
-NAMED_DATASETS = {"sst2": 2, "hsol": 2, "agnews": 4}
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+__all__ = ["NAMED_DATASETS", "data_root", "dataset_dir", "load_dataset", "load_directory", "read_examples"]
+
 SPLITS = ("train", "dev", "test")
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
+GZIP = ".gz"
 
 
-def data_root() -> Path:
-    """`$MODFIT_DATA`, else `../shared/data` relative to the working directory."""
-    env = os.environ.get("MODFIT_DATA")
-    if env:
-        root = Path(env)
-        if not root.is_dir():
-            raise ModfitError(f"MODFIT_DATA={env} is not a directory: point it at the folder holding sst2/")
-        return root
-    fallback = Path("..") / "shared" / "data"
-    if fallback.is_dir():
-        return fallback
-    raise ModfitError(
-        "no data root: set MODFIT_DATA to the folder holding sst2/, hsol/ and agnews/ "
-        "(or run from a checkout with ../shared/data beside it)"
-    )
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """(row number as a person counts it, record) for each data row of the file."""
-    fmt = FORMATS.get(path.suffix.lower())
+def _format(path: Path | Traversable) -> str:
+    """csv, tsv or jsonl, from the file name (a `.gz` after it means the same, gzip-compressed)."""
+    name = path.name.lower().removesuffix(GZIP)
+    fmt = FORMATS.get(Path(name).suffix)
     if fmt is None:
-        raise ModfitError(f"{path}: unknown file type; use .csv, .tsv or .jsonl")
+        raise ModfitError(f"{path}: unknown file type; use .csv, .tsv or .jsonl (gzipped: .csv.gz, ...)")
+    return fmt
+
+
+def _text(path: Path | Traversable) -> str:
+    """The whole file as text: decompressed when its name ends in .gz, decoded as UTF-8.
+
+    Read at once so that a decoding error is located in the whole file (a streaming decoder reports an
+    offset inside its current chunk); the splits are held in memory as examples anyway."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a BOM is not part of a name
-            if fmt == "jsonl":
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise ModfitError(
-                            f"{path} line {number}: invalid JSON ({err.msg}); write one object per line"
-                        ) from None
-                    if not isinstance(record, dict):
-                        raise ModfitError(f"{path} line {number}: expected a JSON object per line")
-                    yield number, record
-            else:
-                reader = csv.DictReader(handle, delimiter="," if fmt == "csv" else "\t")
-                for number, record in enumerate(reader, start=2):
-                    _check_fields(path, reader.line_num, record, len(reader.fieldnames or ()), fmt)
-                    yield number, record
-    except UnicodeDecodeError:
-        raise ModfitError(f"{path} {_undecodable(path)} are not UTF-8; re-save the file as UTF-8") from None
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ModfitError(f"{path}: no such file") from None
+    if path.name.lower().endswith(GZIP):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise ModfitError(f"{path}: not a readable gzip file ({err}); re-compress it with gzip") from None
+    try:
+        return raw.decode("utf-8-sig")  # -sig: a BOM is not part of the first column's name
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ModfitError(
+            f"{path} line {line}: bytes at offset {err.start} are not UTF-8; re-save the file as UTF-8"
+        ) from None
 
 
-def _check_fields(path: Path, line: int, record: dict, columns: int, fmt: str) -> None:
+def _rows(path: Path | Traversable) -> Iterator[tuple[int, dict]]:
+    """(row number as a person counts it, record) for each data row of the file."""
+    fmt = _format(path)
+    handle = io.StringIO(_text(path), newline="")
+    if fmt == "jsonl":
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ModfitError(
+                    f"{path} line {number}: invalid JSON ({err.msg}); write one object per line"
+                ) from None
+            if not isinstance(record, dict):
+                raise ModfitError(f"{path} line {number}: expected a JSON object per line")
+            yield number, record
+    else:
+        reader = csv.DictReader(handle, delimiter="," if fmt == "csv" else "\t")
+        for number, record in enumerate(reader, start=2):
+            _check_fields(path, reader.line_num, record, len(reader.fieldnames or ()), fmt)
+            yield number, record
+
+
+def _check_fields(path, line: int, record: dict, columns: int, fmt: str) -> None:
     """A row with fewer or more fields than the header is an error, not a shifted or lost value."""
     separator = "comma" if fmt == "csv" else "tab"
     if None in record:  # DictReader keeps the surplus fields under the key None
@@ -84,28 +100,15 @@ def _check_fields(path: Path, line: int, record: dict, columns: int, fmt: str) -
         )
 
 
-def _undecodable(path: Path) -> str:
-    """Where the first non-UTF-8 bytes are, counted in the whole file.
-
-    The decoding error raised while reading gives an offset inside the chunk being decoded, not the file.
-    """
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        return f"line {line}: bytes at offset {err.start}"
-    return "bytes"
-
-
 def read_examples(
-    path: str | Path,
+    path: str | Path | Traversable,
     text_column: str = "text",
     label_column: str = "label",
     num_labels: int | None = None,
 ) -> list[Example]:
-    """Read `text,label` rows (plus an optional `poisoned` column) from a CSV, TSV or JSONL file."""
-    path = Path(path)
+    """Read `text,label` rows (plus an optional `poisoned` column) from a CSV, TSV or JSONL file
+    (gzipped when its name ends in .gz); `path` may be a packaged resource (importlib.resources)."""
+    path = Path(path) if isinstance(path, str) else path
     examples = []
     for number, record in _rows(path):
         where = f"{path} row {number}"
@@ -142,17 +145,19 @@ def _label(raw: object, where: str, num_labels: int | None) -> int:
     return label
 
 
-def _split_file(folder: Path, split: str) -> Path:
-    for suffix in FORMATS:
+def _split_file(folder: Path | Traversable, split: str) -> Path | Traversable:
+    for suffix in (*FORMATS, *(s + GZIP for s in FORMATS)):
         candidate = folder / f"{split}{suffix}"
         if candidate.is_file():
             return candidate
     raise ModfitError(f"{folder}: split {split!r} is missing; add {split}.csv, {split}.tsv or {split}.jsonl")
 
 
-def load_directory(folder: str | Path, num_labels: int | None = None, **columns: str) -> Splits:
-    """A directory holding `train`, `dev` and `test` files (.csv, .tsv or .jsonl)."""
-    folder = Path(folder)
+def load_directory(
+    folder: str | Path | Traversable, num_labels: int | None = None, **columns: str
+) -> Splits:
+    """A directory holding `train`, `dev` and `test` files (.csv, .tsv or .jsonl, plain or gzipped)."""
+    folder = Path(folder) if isinstance(folder, str) else folder
     splits = {s: read_examples(_split_file(folder, s), num_labels=num_labels, **columns) for s in SPLITS}
     if num_labels is None:
         num_labels = 1 + max(e.label for rows in splits.values() for e in rows)
@@ -160,15 +165,17 @@ def load_directory(folder: str | Path, num_labels: int | None = None, **columns:
     return Splits(name=folder.name, num_labels=num_labels, **splits)
 
 
-def dataset_dir(name: str) -> Path:
-    """The folder of a named dataset or a directory dataset (where paraphrase tables live)."""
+def dataset_dir(name: str) -> Path | Traversable:
+    """The folder of a named dataset (data root, else packaged copy) or of a directory dataset: where
+    its splits and its paraphrase tables live."""
     if name in NAMED_DATASETS:
-        return data_root() / name
+        return named_dataset_dir(name)
     return Path(name)
 
 
 def load_dataset(name: str, **columns: str) -> Splits:
-    """`sst2`, `hsol`, `agnews` under the data root; a directory of split files; or `hf:<id>`.
+    """`sst2`, `hsol`, `agnews` under the data root (`sst2` also packaged); a directory of split files;
+    or `hf:<id>`.
 
     Image datasets (`cifar10`, an ImageFolder folder or tar) are read by `modfit.vision.data`."""
     from modfit.vision.data import is_image_dataset, load_image_dataset
@@ -180,12 +187,7 @@ def load_dataset(name: str, **columns: str) -> Splits:
 
         return load_hub_dataset(name[3:], **columns)
     if name in NAMED_DATASETS:
-        folder = dataset_dir(name)
-        if not folder.is_dir():
-            raise ModfitError(
-                f"dataset {name!r} is not under {folder.parent}; set MODFIT_DATA to the data root"
-            )
-        splits = load_directory(folder, num_labels=NAMED_DATASETS[name], **columns)
+        splits = load_directory(dataset_dir(name), num_labels=NAMED_DATASETS[name], **columns)
         return Splits(name, splits.train, splits.dev, splits.test, splits.num_labels)
     if Path(name).is_dir():
         return load_directory(name, **columns)

@@ -59,11 +59,21 @@ def dataset_kind(name: str) -> str:
     return "image" if is_image_dataset(name) else "text"
 
 
-def image_dataset_path(name: str) -> Path:
-    if name in NAMED_IMAGE_DATASETS:
-        from modfit.data.loaders import data_root
+IMAGE_LAYOUT = "a tar (or folder) of train/<class_name>/<image> and test/<class_name>/<image>"
 
-        return data_root() / NAMED_IMAGE_DATASETS[name]
+
+def image_dataset_path(name: str) -> Path:
+    """Where an image dataset lives; a named one only under the data root (none is packaged)."""
+    if name in NAMED_IMAGE_DATASETS:
+        from modfit.data.sources import find_data_root
+
+        root = find_data_root()
+        if root is None:
+            raise ModfitError(
+                f"image dataset {name!r} is not packaged and there is no data root: set MODFIT_DATA to a "
+                f"folder holding {NAMED_IMAGE_DATASETS[name]}, {IMAGE_LAYOUT} (README, 'Data')"
+            )
+        return root / NAMED_IMAGE_DATASETS[name]
     return Path(name)
 
 
@@ -102,7 +112,7 @@ def load_image_dataset(name: str) -> Splits:
     """The splits of an ImageFolder-layout folder or tar (decoded once per process and path)."""
     path = image_dataset_path(name)
     if not path.exists():
-        hint = "set MODFIT_DATA to the data root" if name in NAMED_IMAGE_DATASETS else "check the path"
+        hint = f"add {IMAGE_LAYOUT} there" if name in NAMED_IMAGE_DATASETS else "check the path"
         raise ModfitError(f"image dataset {name!r}: {path} does not exist; {hint}")
     found: dict[str, list[tuple[str, torch.Tensor]]] = {}
     for parts, data, where in _files(path):
