@@ -203,9 +203,7 @@ def _add_study_commands(commands) -> None:
         "--executor", choices=["local", "ray"], default="local",
         help="where cells run: here, one after another (default), or as Ray tasks (pip install 'modfit[ray]')",
     )  # fmt: skip
-    grid.add_argument(
-        "--address", help="with --executor ray: a running Ray cluster (default: start one here)"
-    )
+    grid.add_argument("--address", help="with --executor ray: a Ray cluster (default: RAY_ADDRESS, else a new local one)")  # fmt: skip
     grid.add_argument("--gpus-per-cell", type=float, help="with --executor ray: GPUs per cell (default 0)")
     grid.add_argument("--cpus-per-cell", type=float, help="with --executor ray: CPUs per cell (default 1)")
 
@@ -335,30 +333,6 @@ def _selects(pattern: tuple[str, set[str]], coordinates) -> bool:
     return str(getattr(coordinates, axis)) in wanted
 
 
-def _grid_executor(args: argparse.Namespace):
-    """None (cells run here) or a checked `RayExecutor`, before the store is opened."""
-    ray_flags = {
-        "--address": args.address,
-        "--gpus-per-cell": args.gpus_per_cell,
-        "--cpus-per-cell": args.cpus_per_cell,
-    }
-    if args.executor == "local":
-        given = [flag for flag, value in ray_flags.items() if value is not None]
-        if given:
-            raise ModfitError(f"{', '.join(given)} only go with --executor ray")
-        return None
-    from modfit.grid.executors import RayExecutor, require_ray
-
-    executor = RayExecutor(
-        args.address,
-        gpus_per_cell=args.gpus_per_cell if args.gpus_per_cell is not None else 0.0,
-        cpus_per_cell=args.cpus_per_cell if args.cpus_per_cell is not None else 1.0,
-    )
-    executor.validate()
-    require_ray()
-    return executor
-
-
 def command_grid(args: argparse.Namespace) -> int:
     from modfit.grid import expand, read_spec, run_grid
     from modfit.store import open_store
@@ -378,7 +352,9 @@ def command_grid(args: argparse.Namespace) -> int:
             print(f"{statuses.get(cell.hash, 'new'):8} {cell.hash[:12]}  {cell.coordinates.describe()}")
         print(f"{len(cells)} cells, {len({c.hash for c in cells})} distinct")
         return 0
-    executor = _grid_executor(args)
+    from modfit.grid.executors import executor_from_flags
+
+    executor = executor_from_flags(args.executor, args.address, args.gpus_per_cell, args.cpus_per_cell)
     with open_store(args.store, create=True) as store:
         store.set_meta("name", spec.name)
         store.set_meta("spec", Path(args.spec).read_text(encoding="utf-8"))

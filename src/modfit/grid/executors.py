@@ -109,3 +109,24 @@ class RayExecutor:
             cause = getattr(err, "cause", None) or err  # a RayTaskError's first line names only the task
             message = f"{type(cause).__name__}: {cause}".splitlines()[0]
             return CellResult(digest, cell, error=message, traceback=traceback.format_exc())
+
+
+def executor_from_flags(
+    name: str, address: str | None, gpus_per_cell: float | None, cpus_per_cell: float | None
+) -> RayExecutor | None:
+    """`modfit grid --executor NAME [--address A] [--gpus-per-cell G] [--cpus-per-cell C]`, checked
+    before the store is opened: None runs the cells here."""
+    flags = {"--address": address, "--gpus-per-cell": gpus_per_cell, "--cpus-per-cell": cpus_per_cell}
+    if name == "local":
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given:
+            raise ModfitError(f"{', '.join(given)} only go with --executor ray")
+        return None
+    executor = RayExecutor(
+        address,
+        gpus_per_cell=0.0 if gpus_per_cell is None else gpus_per_cell,
+        cpus_per_cell=1.0 if cpus_per_cell is None else cpus_per_cell,
+    )
+    executor.validate()
+    require_ray()
+    return executor
