@@ -275,6 +275,13 @@ def _add_study_commands(commands) -> None:
         help="run a spec of another name (another study) into an existing store (default: refuse)",
     )  # fmt: skip
     grid.add_argument("--quiet", action="store_true", help="no progress bars")
+    grid.add_argument(
+        "--executor", choices=["local", "ray"], default="local",
+        help="where cells run: here, one after another (default), or as Ray tasks (pip install 'modfit[ray]')",
+    )  # fmt: skip
+    grid.add_argument("--address", help="with --executor ray: a Ray cluster (default: RAY_ADDRESS, else a new local one)")  # fmt: skip
+    grid.add_argument("--gpus-per-cell", type=float, help="with --executor ray: GPUs per cell (default 0)")
+    grid.add_argument("--cpus-per-cell", type=float, help="with --executor ray: CPUs per cell (default 1)")
 
     report = commands.add_parser("report", help="tables, dynamics, rate curves and maps from a study store")
     report.add_argument(
@@ -445,6 +452,9 @@ def command_grid(args: argparse.Namespace) -> int:
             print(f"{statuses.get(cell.hash, 'new'):8} {cell.hash[:12]}  {cell.coordinates.describe()}")
         print(f"{len(cells)} cells, {len({c.hash for c in cells})} distinct")
         return 0
+    from modfit.grid.executors import executor_from_flags
+
+    executor = executor_from_flags(args.executor, args.address, args.gpus_per_cell, args.cpus_per_cell)
     with exclusive_writer(args.store), open_store(args.store, create=True) as store:  # the lock first
         named = store.meta().get("name")
         if named is not None and named != spec.name and not args.force_spec:
@@ -454,7 +464,9 @@ def command_grid(args: argparse.Namespace) -> int:
             )
         store.set_meta("name", spec.name)
         store.set_meta("spec", Path(args.spec).read_text(encoding="utf-8"))
-        summary = run_grid(cells, store, not args.quiet, retry_failed=not args.skip_failed, lock=False)
+        summary = run_grid(
+            cells, store, not args.quiet, retry_failed=not args.skip_failed, lock=False, executor=executor
+        )
     print(f"{spec.name}: {summary.describe()} → {args.store}")
     if summary.failed:
         print(

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from modfit.grid.cells import Cell
 from modfit.grid.reuse import PreparedData, TokenCache, Tokenizers
@@ -47,10 +48,10 @@ def summary_line(cell: Cell, outcome: CellOutcome) -> str:
 
 
 class GridRun:
-    """The caches one grid run shares across its cells (constructing it does nothing else)."""
+    """The caches one grid run shares across the cells it runs in this process (constructing it does
+    nothing else)."""
 
-    def __init__(self, store: Store, progress: bool = True, callbacks: CellCallbacks | None = None) -> None:
-        self.store = store
+    def __init__(self, progress: bool = True, callbacks: CellCallbacks | None = None) -> None:
         self.progress = progress
         self.callbacks = callbacks
         self.data = PreparedData()
@@ -91,6 +92,50 @@ class GridRun:
         return Representations(encoded, [e.poisoned for e in rows], options.checkpoints)
 
 
+@dataclass(frozen=True)
+class CellResult:
+    """What running one cell gave: its outcome, or the one-line error and traceback of its failure."""
+
+    digest: str
+    cell: Cell
+    outcome: CellOutcome | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+def run_one(grid: GridRun, digest: str, cell: Cell) -> CellResult:
+    """Run a cell; a failure (an `Exception`) is a result, an interruption (Ctrl-C) propagates."""
+    try:
+        return CellResult(digest, cell, outcome=grid.run_cell(cell))
+    except Exception as err:
+        message = f"{type(err).__name__}: {err}".splitlines()[0]
+        return CellResult(digest, cell, error=message, traceback=traceback.format_exc())
+
+
+class Executor(Protocol):
+    """Where a grid's cells run. `run` claims each cell through `claim` before it starts (skipping one
+    it refuses) and yields each result as it arrives; the grid, in this process, writes the store."""
+
+    def run(
+        self, todo: Sequence[tuple[str, Cell]], claim: Callable[[str], bool], callbacks: CellCallbacks | None
+    ) -> Iterator[CellResult]: ...
+
+
+class LocalExecutor:
+    """One cell after another in this process, sharing poisoned data and token ids between cells."""
+
+    def __init__(self, progress: bool = True) -> None:
+        self.progress = progress
+
+    def run(
+        self, todo: Sequence[tuple[str, Cell]], claim: Callable[[str], bool], callbacks: CellCallbacks | None
+    ) -> Iterator[CellResult]:
+        grid = GridRun(self.progress, callbacks)
+        for digest, cell in todo:
+            if claim(digest):
+                yield run_one(grid, digest, cell)
+
+
 def run_grid(
     cells: Sequence[Cell],
     store: Store,
@@ -99,18 +144,22 @@ def run_grid(
     callbacks: CellCallbacks | None = None,
     log: Callable[[str], None] | None = None,
     lock: bool = True,
+    executor: Executor | None = None,
 ) -> GridSummary:
     """Run every cell the store does not hold as done (and, with `retry_failed`, the failed ones).
 
     `callbacks(cell)` gives extra training-loop callbacks per cell; `log` receives one line per
-    finished or failed cell (default: printed above the progress bars). One grid at a time may run a
-    store's cells; a second one stops with an error. `lock=False`: the caller holds `exclusive_writer`
+    finished or failed cell (default: printed above the progress bars). `executor` says where the
+    cells run (default: here, one after another; `modfit.grid.executors.RayExecutor`: Ray tasks);
+    wherever they run, this process alone writes the store. One grid at a time may run a store's
+    cells; a second one stops with an error. `lock=False`: the caller holds `exclusive_writer`
     already (taken before it wrote the store's name and spec).
     """
+    executor = executor or LocalExecutor(progress)
     if not lock:
-        return _run_cells(cells, store, progress, retry_failed, callbacks, log)
+        return _run_cells(cells, store, progress, retry_failed, callbacks, log, executor)
     with exclusive_writer(store.path):
-        return _run_cells(cells, store, progress, retry_failed, callbacks, log)
+        return _run_cells(cells, store, progress, retry_failed, callbacks, log, executor)
 
 
 def _run_cells(
@@ -120,6 +169,7 @@ def _run_cells(
     retry_failed: bool,
     callbacks: CellCallbacks | None,
     log: Callable[[str], None] | None,
+    executor: Executor,
 ) -> GridSummary:
     from tqdm.auto import tqdm
 
@@ -136,29 +186,33 @@ def _run_cells(
         total=len(distinct), initial=len(distinct) - len(todo), desc="grid", unit="cell", disable=not progress
     )
     write = log or (tqdm.write if progress else print)
-    grid = GridRun(store, progress, callbacks)
+    claimed: set[str] = set()  # running somewhere, not yet recorded
+
+    def claim(digest: str) -> bool:
+        bar.set_postfix_str(distinct[digest].coordinates.describe(), refresh=True)
+        if store.claim(digest):
+            claimed.add(digest)
+            return True
+        bar.update(1)
+        return False
+
     ran, failed = 0, []
     try:
-        for digest, cell in todo:
-            bar.set_postfix_str(cell.coordinates.describe(), refresh=True)
-            if not store.claim(digest):
-                bar.update(1)
-                continue
-            try:
-                outcome = grid.run_cell(cell)
-            except Exception as err:  # a failing cell is recorded; the grid goes on
-                message = f"{type(err).__name__}: {err}".splitlines()[0]
-                store.fail(digest, message, traceback.format_exc())
-                failed.append(digest)
-                write(f"failed {cell.coordinates.describe()}: {message}")
-            except BaseException:
-                store.release(digest)  # interrupted (Ctrl-C): not a failure, run it next time
-                raise
+        for result in executor.run(todo, claim, callbacks):
+            claimed.discard(result.digest)
+            if result.outcome is None:  # a failing cell is recorded; the grid goes on
+                store.fail(result.digest, result.error or "failed", result.traceback)
+                failed.append(result.digest)
+                write(f"failed {result.cell.coordinates.describe()}: {result.error}")
             else:
-                store.finish(digest, outcome)
+                store.finish(result.digest, result.outcome)
                 ran += 1
-                write(summary_line(cell, outcome))
+                write(summary_line(result.cell, result.outcome))
             bar.update(1)
+    except BaseException:
+        for digest in claimed:  # interrupted (Ctrl-C): not a failure, run them next time
+            store.release(digest)
+        raise
     finally:
         bar.close()
     return GridSummary(
