@@ -40,7 +40,7 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 class SafeOptions:
     action: str = "relabel"
     filter_by: str = "prune_by_noise_rate"  # cleanlab's rule (its default)
-    scanner_epochs: float = 3.0  # the scanner's fine-tuning on dev: the undefended settings
+    scanner_epochs: float = 6.0  # the scanner: full fine-tuning on dev (chosen, safe_selection.md)
     scanner_lr: float = 2e-5
     scanner_batch_size: int = 32
     batch_size: int = 128  # scoring
