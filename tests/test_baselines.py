@@ -138,7 +138,7 @@ def test_onion_scores_with_a_hugging_face_causal_lm(tmp_path):
 
 
 def test_every_procedure_is_a_defence_preset():
-    assert set(PROCEDURES.names()) == {"bki", "cube", "onion", "purify", "rap", "strip"}
+    assert set(PROCEDURES.names()) == {"bki", "cube", "onion", "purify", "rap", "safe", "strip"}
     assert set(PROCEDURES.names()) <= set(DEFENCES.names())
 
 

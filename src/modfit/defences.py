@@ -47,7 +47,7 @@ DEFENCES.register("prefix-reparam")(
 # Baseline defences for comparison (README, "Baseline defences"): each is a procedure in
 # `modfit.baselines` that `run()` dispatches to; the preset changes no setting, so every training stage
 # uses the user's (undefended) settings.
-for _baseline in ("bki", "cube", "onion", "purify", "rap", "strip"):
+for _baseline in ("bki", "cube", "onion", "purify", "rap", "safe", "strip"):
     DEFENCES.register(_baseline)({})
 
 # Beyond the paper (README, "Finding the moderate-fitting point"): `auto` keeps the undefended settings

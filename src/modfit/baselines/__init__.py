@@ -3,7 +3,7 @@
 Importing this package registers every baseline; `modfit.experiment.run` imports it when it runs.
 """
 
-from modfit.baselines import bki, cube, onion, purify, rap, strip  # noqa: F401  (registration)
+from modfit.baselines import bki, cube, onion, purify, rap, safe, strip  # noqa: F401  (registration)
 from modfit.baselines.base import (
     PROCEDURES,
     Context,

@@ -1,7 +1,7 @@
 """The detection table: how well the defences that flag rows or inputs found the poisoned ones.
 
 Only cells whose metrics carry detection numbers appear (training-time filters: BKI, CUBE, STRIP's
-filter mode, purify; guards that reject inputs: FRR/FAR), so the main table stays about CACC and ASR.
+filter mode, purify, safe; guards that reject inputs: FRR/FAR), so the main table stays about CACC and ASR.
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ def _has_detection(cell: StoredCell) -> bool:
     return cell.status == "done" and bool(cell.metrics) and any(k in cell.metrics for k in COLUMNS)
 
 
+def _changed_rows(cell: StoredCell) -> float | None:
+    """Rows a filter removed, or (`safe`'s relabel) rows whose label it changed."""
+    counts = [cell.metrics.get(k) for k in ("removed_rows", "relabelled_rows")]
+    return None if all(c is None for c in counts) else sum(c or 0 for c in counts)
+
+
 def detection_table(cells: list[StoredCell], mode_names: dict[str, str]) -> Table | None:
     """Rows: dataset × mode and rate × attack × defence; numbers in %, mean ± std over seeds; removed
     rows as a count (mean over seeds). None when no cell has detection numbers."""
@@ -25,13 +31,13 @@ def detection_table(cells: list[StoredCell], mode_names: dict[str, str]) -> Tabl
     if not chosen:
         return None
     expected = len({c.seed for c in cells})
-    header = ["dataset", "poisoning", "attack", "defence", "removed rows", *COLUMNS.values()]
+    header = ["dataset", "poisoning", "attack", "defence", "removed / relabelled rows", *COLUMNS.values()]
     rows = []
     keys = ordered(f"{c.dataset}\0{c.mode}\0{c.rate}\0{c.attack}\0{c.defence}" for c in chosen)
     for key in keys:
         group = [c for c in chosen if f"{c.dataset}\0{c.mode}\0{c.rate}\0{c.attack}\0{c.defence}" == key]
         first = group[0]
-        removed = spread(c.metrics.get("removed_rows") for c in group)
+        removed = spread(_changed_rows(c) for c in group)
         poisoning = (
             "none"
             if first.attack == "none"
@@ -43,7 +49,7 @@ def detection_table(cells: list[StoredCell], mode_names: dict[str, str]) -> Tabl
         rows.append(row)
     caption = (
         "Detection against the hidden poisoned marks, computed after each defence chose its rows: precision, "
-        "recall and F1 of the rows removed, AUROC of the suspicion scores; FRR/FAR of guards that reject "
+        "recall and F1 of the rows removed (or, for safe, flagged), AUROC of the suspicion scores; FRR/FAR of guards that reject "
         "inputs (clean test rows rejected, triggered rows accepted); in %, mean ± std over seeds; – : not "
         "measured."
     )

@@ -1,0 +1,148 @@
+"""Safe (beyond the paper, issue 17): correct the training labels with a scanner that cannot learn a trigger.
+
+A scanner — the victim's encoder fully fine-tuned on the clean dev split only — never sees a training
+row, so it cannot learn a trigger. In dirty-label poisoning a poisoned row's label contradicts its
+text; the scanner's out-of-sample class probabilities on every training row go to cleanlab's
+confident learning (`find_label_issues`, per-class thresholds), which flags the rows whose label the
+scanner confidently disputes. `relabel` (the default) gives each flagged row the scanner's label: a
+caught poisoned row keeps its trigger but now carries its true label, so the trigger co-occurs with
+the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
+removes the flagged rows instead. The final model trains on the result with the user's settings.
+
+What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
+poisoned row the dev-trained scanner itself gets wrong; the scanner is only as good as dev allows.
+Settings and measurements: benchmarks/results/safe_selection.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from modfit.baselines.base import Context, DefenceOutcome, procedure, require
+from modfit.baselines.scoring import probabilities
+from modfit.config import TrainConfig
+from modfit.data import Example, subsample
+from modfit.errors import ModfitError
+from modfit.evaluate import predict
+from modfit.experiment import RunResult
+from modfit.metrics import accuracy, detection_scores
+from modfit.model import load_classifier
+from modfit.train import fit
+
+ACTIONS = ("relabel", "drop")
+FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+
+
+@dataclass(frozen=True)
+class SafeOptions:
+    action: str = "relabel"
+    filter_by: str = "prune_by_noise_rate"  # cleanlab's rule (its default)
+    scanner_epochs: float = 6.0  # the scanner: full fine-tuning on dev (chosen, safe_selection.md)
+    scanner_lr: float = 2e-5
+    scanner_batch_size: int = 32
+    batch_size: int = 128  # scoring
+
+    def validate(self) -> None:
+        require(self.action in ACTIONS, f"safe action {self.action!r}: use {' or '.join(ACTIONS)}")
+        require(
+            self.filter_by in FILTERS, f"safe filter_by {self.filter_by!r}: use one of {', '.join(FILTERS)}"
+        )
+        require(self.scanner_epochs > 0, f"safe scanner_epochs {self.scanner_epochs}: use a positive number")
+        require(
+            self.scanner_lr > 0, f"safe scanner_lr {self.scanner_lr}: use a positive learning rate, e.g. 2e-5"
+        )
+        require(
+            self.scanner_batch_size >= 1, f"safe scanner_batch_size {self.scanner_batch_size}: use at least 1"
+        )
+        require(self.batch_size >= 1, f"safe batch_size {self.batch_size}: use at least 1")
+
+
+@dataclass(frozen=True)
+class Scanner:
+    model: torch.nn.Module
+    tokenizer: object
+
+
+@dataclass(frozen=True)
+class LabelVerdict:
+    """The scanner's judgement of the training rows: suspicion (1 − p(given label)), the flagged rows,
+    and the label the scanner would give each row."""
+
+    scores: list[float]
+    flagged: list[bool]
+    suggested: list[int]
+
+
+def fit_scanner(context: Context, options: SafeOptions) -> Scanner:
+    """The victim's encoder, fully fine-tuned on the clean dev split alone (never a training row)."""
+    experiment = context.experiment
+    model, tokenizer = load_classifier(experiment.model, context.data.splits.num_labels, experiment.seed)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    config = TrainConfig(
+        epochs=options.scanner_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size
+    )
+    dev = context.encoder(context.data.splits.dev, tokenizer, experiment.model.max_length)
+    fit(model, dev, config, experiment.seed)
+    return Scanner(model, tokenizer)
+
+
+def scanner_probabilities(
+    context: Context, scanner: Scanner, rows: list[Example], batch_size: int
+) -> torch.Tensor:
+    encoded = context.encoder(rows, scanner.tokenizer, context.experiment.model.max_length)
+    return probabilities(scanner.model, encoded, batch_size)
+
+
+def label_verdict(probs: torch.Tensor, labels: list[int], filter_by: str) -> LabelVerdict:
+    """Confident learning by cleanlab on out-of-sample probabilities: texts' labels only, no marks."""
+    try:
+        from cleanlab.filter import find_label_issues
+    except ImportError:
+        raise ModfitError("defence safe needs cleanlab: pip install cleanlab") from None
+
+    given = torch.tensor(labels)
+    numpy_probs = probs.double().numpy()
+    flagged = find_label_issues(given.numpy(), numpy_probs, filter_by=filter_by, n_jobs=1)
+    scores = 1.0 - probs.gather(1, given.unsqueeze(1)).squeeze(1)
+    return LabelVerdict(scores.tolist(), [bool(f) for f in flagged], probs.argmax(-1).tolist())
+
+
+def corrected_rows(rows: list[Example], verdict: LabelVerdict, action: str) -> list[Example]:
+    """`relabel`: flagged rows take the scanner's label; `drop`: flagged rows go. Marks travel along."""
+    if action == "drop":
+        return [e for e, f in zip(rows, verdict.flagged, strict=True) if not f]
+    return [dataclasses.replace(e, label=new) if f else e
+            for e, f, new in zip(rows, verdict.flagged, verdict.suggested, strict=True)]  # fmt: skip
+
+
+@procedure("safe", SafeOptions)
+def safe(context: Context, options: SafeOptions) -> RunResult:
+    rows = context.data.train
+    scanner = fit_scanner(context, options)
+    probs = scanner_probabilities(context, scanner, rows, options.batch_size)
+    verdict = label_verdict(probs, [e.label for e in rows], options.filter_by)
+    test = subsample(context.data.splits.test, context.experiment.train.eval_size, context.experiment.seed)
+    scanner_cacc = accuracy(
+        predict(scanner.model, context.encoder(test, scanner.tokenizer, context.experiment.model.max_length)),
+        [e.label for e in test],
+    )
+    del scanner
+    kept = corrected_rows(rows, verdict, options.action)
+    final = context.train(kept)
+    flagged = tuple(i for i, f in enumerate(verdict.flagged) if f)
+    changed = sum(verdict.suggested[i] != rows[i].label for i in flagged)
+    truth = [e.poisoned for e in rows]  # read only now, after the verdict: DESIGN.md §1
+    metrics = {
+        "flagged_rows": len(flagged),
+        "flagged_poisoned": sum(truth[i] for i in flagged),
+        "removed_rows": len(flagged) if options.action == "drop" else 0,
+        "relabelled_rows": changed if options.action == "relabel" else 0,
+        **detection_scores(verdict.flagged, verdict.scores, truth),
+        "scanner_cacc": scanner_cacc,
+    }
+    removed = flagged if options.action == "drop" else ()
+    details = {"flagged": flagged, "action": options.action}
+    return dataclasses.replace(final, defence=DefenceOutcome(metrics, removed, details))

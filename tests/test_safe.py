@@ -1,0 +1,139 @@
+"""`safe` on a tiny BERT and a separable toy task with a planted BadNet trigger ("cf"): the scanner is
+fitted on dev only, cleanlab flags the rows whose label it disputes, the flagged rows are relabelled or
+dropped, and nothing before the detection numbers reads the hidden `poisoned` marks."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+import pytest
+import torch
+
+from conftest import separable_rows, write_split
+from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, resolve, run
+from modfit.baselines import PROCEDURES, safe
+from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict
+from modfit.data import Example
+from modfit.errors import ModfitError
+from modfit.metrics import detection_scores
+
+needs_cleanlab = pytest.mark.skipif(
+    importlib.util.find_spec("cleanlab") is None, reason="pip install cleanlab"
+)
+DETECTION = ("flagged_poisoned", "precision", "recall", "f1", "auroc")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("safe-toy")
+    for split, count, seed in (("train", 80, 0), ("dev", 48, 1), ("test", 32, 2)):
+        write_split(folder / f"{split}.csv", separable_rows(count, seed))
+    return folder
+
+
+def experiment(dataset, model_dir, **options) -> Experiment:
+    return Experiment(
+        dataset=str(dataset),
+        attack=AttackConfig(name="badnet", rate=0.2, options={"triggers": "cf"}),
+        defence="safe",
+        defence_options={"scanner_lr": 1e-2, "scanner_epochs": 8, "scanner_batch_size": 8, **options},
+        model=ModelConfig(name=str(model_dir), pooling="mean", max_length=32),
+        train=TrainConfig(epochs=2, lr=1e-2, batch_size=8, eval_every=1000),
+    )
+
+
+@pytest.fixture(scope="module")
+def relabelled(toy, tiny_bert):
+    return run(experiment(toy, tiny_bert), progress=False)
+
+
+def test_safe_is_a_registered_procedure_and_preset():
+    assert "safe" in PROCEDURES.names()
+    assert resolve({"defence": "safe"}).defence == "safe"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"action": "keep"}, "safe action 'keep': use relabel or drop"),
+        ({"filter_by": "vote"}, "safe filter_by 'vote': use one of prune_by_noise_rate"),
+        ({"scanner_epochs": 0}, "safe scanner_epochs 0.0: use a positive number"),
+        ({"scanner_lr": -1.0}, "safe scanner_lr -1.0: use a positive learning rate"),
+        ({"scaner_lr": 1e-3}, "safe options: unknown key 'scaner_lr'"),
+    ],
+)
+def test_options_are_validated_in_one_line(options, message):
+    with pytest.raises(ModfitError, match=message) as error:
+        resolve({"defence": "safe", "defence_options": options})
+    assert "\n" not in str(error.value)
+
+
+@needs_cleanlab
+def test_the_verdict_flags_rows_the_scanner_confidently_disputes():
+    probs = torch.tensor([[0.95, 0.05]] * 10 + [[0.05, 0.95]] * 10)
+    labels = [0] * 10 + [1] * 8 + [0, 0]  # the last two contradict a confident scanner
+    verdict = label_verdict(probs, labels, "prune_by_noise_rate")
+    assert verdict.flagged == [False] * 18 + [True, True]
+    assert verdict.suggested[-2:] == [1, 1]
+    assert verdict.scores[-1] == pytest.approx(0.95) and verdict.scores[0] == pytest.approx(0.05)
+
+
+def test_relabel_keeps_every_row_and_drop_removes_the_flagged_ones():
+    rows = [Example("a", 0), Example("b", 1, poisoned=True), Example("c", 1)]
+    verdict = LabelVerdict([0.1, 0.9, 0.2], [False, True, False], [0, 0, 1])
+    assert corrected_rows(rows, verdict, "relabel") == [rows[0], Example("b", 0, poisoned=True), rows[2]]
+    assert corrected_rows(rows, verdict, "drop") == [rows[0], rows[2]]
+
+
+@needs_cleanlab
+def test_relabel_reports_its_flags_and_detection(relabelled, toy, tiny_bert):
+    measured = relabelled.metrics()
+    flagged = relabelled.defence.details["flagged"]
+    assert measured["flagged_rows"] == len(flagged) > 0 and measured["removed_rows"] == 0
+    assert relabelled.defence.removed == ()
+    truth = [e.poisoned for e in prepare_data(experiment(toy, tiny_bert)).train]
+    assert measured["flagged_poisoned"] == sum(truth[i] for i in flagged)
+    assert measured["recall"] > 0.5  # the scanner never saw "cf", yet the contradicted labels stand out
+    assert 0.0 <= measured["scanner_cacc"] <= 1.0
+
+
+@needs_cleanlab
+def test_drop_removes_exactly_the_flagged_rows(toy, tiny_bert):
+    dropped = run(experiment(toy, tiny_bert, action="drop"), progress=False)
+    assert dropped.defence.removed == dropped.defence.details["flagged"]
+    assert dropped.metrics()["removed_rows"] == len(dropped.defence.removed) > 0
+    assert dropped.metrics()["relabelled_rows"] == 0
+
+
+@needs_cleanlab
+def test_safe_never_reads_the_poisoned_marks(relabelled, toy, tiny_bert):
+    chosen = experiment(toy, tiny_bert)
+    data = prepare_data(chosen)
+    hidden = dataclasses.replace(data, train=[dataclasses.replace(e, poisoned=False) for e in data.train])
+    blind = run(chosen, progress=False, data=hidden)
+    assert blind.defence.details == relabelled.defence.details
+    seen, known = blind.metrics(), relabelled.metrics()
+    assert seen["flagged_poisoned"] == 0  # the marks were erased, so no row counts as found
+    for name in set(known) - set(DETECTION) - {"seconds"}:
+        assert seen[name] == pytest.approx(known[name], nan_ok=True), name
+
+
+@needs_cleanlab
+def test_detection_is_scored_after_the_choice(monkeypatch, toy, tiny_bert):
+    order = []
+    verdict, score, train = safe.label_verdict, safe.detection_scores, safe.Context.train
+    monkeypatch.setattr(safe, "label_verdict", lambda *a: order.append("verdict") or verdict(*a))
+    monkeypatch.setattr(safe, "detection_scores", lambda *a: order.append("detection") or score(*a))
+    monkeypatch.setattr(
+        safe.Context, "train", lambda self, *a, **k: order.append("train") or train(self, *a, **k)
+    )
+    result = run(experiment(toy, tiny_bert), progress=False)
+    assert order == ["verdict", "train", "detection"]
+    flagged = set(result.defence.details["flagged"])
+    truth = [e.poisoned for e in prepare_data(experiment(toy, tiny_bert)).train]
+    expected = detection_scores([i in flagged for i in range(len(truth))], [0.0] * len(truth), truth)
+    assert (
+        result.metrics()["recall"] == expected["recall"]
+        and result.metrics()["precision"] == expected["precision"]
+    )
