@@ -30,7 +30,9 @@ class Env:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def dataset(self, name: str, train: str | None = None, suffix: str = ".csv", raw: bytes | None = None) -> Path:
+    def dataset(
+        self, name: str, train: str | None = None, suffix: str = ".csv", raw: bytes | None = None
+    ) -> Path:
         """A copy of the toy dataset whose train split is replaced by `train` (or `raw` bytes)."""
         folder = self.tmp / name
         folder.mkdir()
@@ -54,7 +56,9 @@ class Env:
         from transformers import GPT2Config, GPT2Model
 
         folder = self.tmp / "gpt2"
-        GPT2Model(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=64, n_positions=32)).save_pretrained(folder)
+        GPT2Model(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=64, n_positions=32)).save_pretrained(
+            folder
+        )
         return folder
 
     def spec(self, text: str) -> Path:
@@ -79,7 +83,9 @@ def data_case(train_text: str, suffix: str = ".csv") -> Callable[[Env], list[str
     return lambda env: train(env, dataset=env.dataset("bad-data", train_text, suffix))
 
 
-SPEC = "name: s\ndatasets: [{data}]\nattacks: [badnet]\ndefences: [none]\ntrain: {{epochs: 1, batch_size: 8}}\n"
+SPEC = (
+    "name: s\ndatasets: [{data}]\nattacks: [badnet]\ndefences: [none]\ntrain: {{epochs: 1, batch_size: 8}}\n"
+)
 
 
 def grid(spec: str, *extra: str) -> Callable[[Env], list[str]]:
@@ -204,7 +210,10 @@ def finished_marks(root: Path) -> list[str]:
     for path in root.rglob("*.sqlite"):
         try:
             with sqlite3.connect(path) as db:
-                marks += [f"{path}: done cell" for (_,) in db.execute("SELECT hash FROM cells WHERE status = 'done'")]
+                marks += [
+                    f"{path}: done cell"
+                    for (_,) in db.execute("SELECT hash FROM cells WHERE status = 'done'")
+                ]
         except sqlite3.DatabaseError:
             pass
     return marks

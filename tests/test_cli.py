@@ -355,6 +355,17 @@ def test_demo_runs_every_defence_and_prints_the_table(tiny_bert, text_dataset, t
     assert (out / "summary.md").read_text().count("\n") == 2 + len(modfit.demo.DEMO_DEFENCES)
 
 
+def test_the_demo_names_the_defences_that_held_or_says_none_did():
+    from modfit.demo import verdict
+
+    none = {"cacc": 0.83, "asr": 0.84, "asr_floor": 0.23}
+    held = {"cacc": 0.82, "asr": 0.25, "asr_floor": 0.20}
+    costly = {"cacc": 0.80, "asr": 0.25, "asr_floor": 0.20}  # 3 points of CACC
+    open_door = {"cacc": 0.83, "asr": 0.40, "asr_floor": 0.20}
+    assert verdict([("none", none), ("safe", held), ("lower-lr", costly)]).endswith(": safe.")
+    assert verdict([("none", none), ("lower-lr", costly), ("x", open_door)]).startswith("No defence held")
+
+
 # --- configuration: typed records, resolved once at the edge ---------------------------------------
 
 

@@ -150,7 +150,10 @@ def test_json_line_that_is_not_an_object(tmp_path):
 
 def test_unknown_extension(tmp_path):
     path = write_text(tmp_path / "train.txt", "text,label\na,0\n")
-    assert error_of(read_examples, path) == f"{path}: unknown file type; use .csv, .tsv or .jsonl (gzipped: .csv.gz, ...)"
+    assert (
+        error_of(read_examples, path)
+        == f"{path}: unknown file type; use .csv, .tsv or .jsonl (gzipped: .csv.gz, ...)"
+    )
 
 
 def test_missing_file(tmp_path):

@@ -109,7 +109,9 @@ def test_packaged_copy_when_the_data_root_lacks_the_dataset(no_data_root, monkey
 
 def test_a_modfit_data_that_is_not_a_directory_is_an_error_not_a_fall_through(no_data_root, monkeypatch):
     monkeypatch.setenv("MODFIT_DATA", str(no_data_root / "nowhere"))
-    assert error_of(load_dataset, "sst2").startswith(f"MODFIT_DATA={no_data_root / 'nowhere'} is not a directory")
+    assert error_of(load_dataset, "sst2").startswith(
+        f"MODFIT_DATA={no_data_root / 'nowhere'} is not a directory"
+    )
 
 
 def test_unpackaged_datasets_say_where_to_get_them_and_which_layout(no_data_root):
@@ -134,14 +136,18 @@ def test_gzipped_splits_read_like_plain_ones(tmp_path, text_dataset):
     zipped, plain = load_dataset(str(folder)), load_dataset(str(text_dataset))
     assert (zipped.train, zipped.dev, zipped.test) == (plain.train, plain.dev, plain.test)
     (folder / "dev.csv.gz").write_bytes(b"not gzip")
-    assert error_of(load_dataset, str(folder)).startswith(f"{folder / 'dev.csv.gz'}: not a readable gzip file")
+    assert error_of(load_dataset, str(folder)).startswith(
+        f"{folder / 'dev.csv.gz'}: not a readable gzip file"
+    )
 
 
 @pytest.mark.parametrize("style", ["syntactic", "style"])
 def test_paraphrase_attacks_on_the_packaged_sst2_ask_for_a_table(no_data_root, style):
     attack = from_dict(AttackConfig, {"name": style})
     message = error_of(make_trigger, attack, dataset_dir("sst2"))
-    assert message.startswith(f"{style}: the packaged sst2 has no paraphrase table; give --attack-option table=PATH")
+    assert message.startswith(
+        f"{style}: the packaged sst2 has no paraphrase table; give --attack-option table=PATH"
+    )
     assert f"sst2/paraphrase/{style}.csv" in message and "text,paraphrase" in message
 
 

@@ -119,7 +119,9 @@ def test_a_refused_grid_does_not_change_the_store(text_dataset, tmp_path, capsys
     with exclusive_writer(store):  # another grid runs on it
         assert main(["grid", str(_spec(tmp_path, "first", text_dataset)), "--store", str(store)]) == 2
         assert "already running" in capsys.readouterr().err
-    assert main(["grid", str(_spec(tmp_path, "second", text_dataset)), "--store", str(store), "--dry-run"]) == 0
+    assert (
+        main(["grid", str(_spec(tmp_path, "second", text_dataset)), "--store", str(store), "--dry-run"]) == 0
+    )
     assert main(["grid", str(_spec(tmp_path, "second", text_dataset)), "--store", str(store)]) == 2
     assert "holds study 'first'" in capsys.readouterr().err
     assert store.read_bytes() == before
@@ -151,7 +153,10 @@ def test_key_value_options_are_read_as_their_type():
 
     assert options("sentence=yes") == {"sentence": "yes"}
     assert options("sentence=None") == {"sentence": "None"}
-    assert options("triggers=no", "num_triggers=3", attack="badnet") == {"triggers": ("no",), "num_triggers": 3}
+    assert options("triggers=no", "num_triggers=3", attack="badnet") == {
+        "triggers": ("no",),
+        "num_triggers": 3,
+    }
     assert options("triggers=[cf, mn]", attack="badnet") == {"triggers": ["cf", "mn"]}
     with pytest.raises(ModfitError, match="sentence is empty"):
         resolve({"attack": {"name": "addsent", "options": options("sentence=")}})
@@ -210,7 +215,9 @@ def test_stored_cells_keep_their_hashes():
                     if path_keys[-1] not in _get(experiment, path_keys[:-1]):
                         experiment = merge(experiment, _nested(path_keys, value))
                 cell = Cell(
-                    Coordinates(stored.dataset, stored.attack, stored.defence, stored.rate, stored.mode, stored.seed),
+                    Coordinates(
+                        stored.dataset, stored.attack, stored.defence, stored.rate, stored.mode, stored.seed
+                    ),
                     resolve(experiment),
                     from_dict(RepresentationOptions, maps) if maps else None,
                 )

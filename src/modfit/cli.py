@@ -88,7 +88,9 @@ def _typed_options(text: dict[str, str], kind: str, name: str, flag: str) -> dic
         try:
             typed[key] = yaml.safe_load(value)
         except yaml.YAMLError as err:
-            raise ModfitError(f"{flag} {key}={value!r}: cannot read it ({str(err).splitlines()[0]})") from None
+            raise ModfitError(
+                f"{flag} {key}={value!r}: cannot read it ({str(err).splitlines()[0]})"
+            ) from None
     return typed
 
 
@@ -124,15 +126,21 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "attack_option", None):
         text = _key_values(args.attack_option, "--attack-option")
         name = str(_setting(settings, "attack", "name") or "badnet")
-        settings = merge(settings, {"attack": {"options": _typed_options(text, "attack", name, "--attack-option")}})
+        settings = merge(
+            settings, {"attack": {"options": _typed_options(text, "attack", name, "--attack-option")}}
+        )
     if getattr(args, "tuning_option", None):
         text = _key_values(args.tuning_option, "--tuning-option")
         name = str(_setting(settings, "tuning", "method") or "full")
-        settings = merge(settings, {"tuning": {"options": _typed_options(text, "tuning", name, "--tuning-option")}})
+        settings = merge(
+            settings, {"tuning": {"options": _typed_options(text, "tuning", name, "--tuning-option")}}
+        )
     if getattr(args, "defence_option", None):
         text = _key_values(args.defence_option, "--defence-option")
         name = str(settings.get("defence", "none"))
-        settings = merge(settings, {"defence_options": _typed_options(text, "defence", name, "--defence-option")})
+        settings = merge(
+            settings, {"defence_options": _typed_options(text, "defence", name, "--defence-option")}
+        )
     return settings
 
 

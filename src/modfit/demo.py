@@ -1,7 +1,9 @@
-"""The main job: SST-2, BadNet, 10 % dirty-label, target 1, the packaged MiniLM, every defence preset.
+"""The main job: SST-2, BadNet, 10 % dirty-label, target 1, the packaged MiniLM, the paper's defence
+presets and `safe`.
 
-Sized to finish in under 15 minutes on a 2-core CPU: a seeded subset of the training set and a
-seeded evaluation subset, both printed with the result.
+Sized to finish in under 15 minutes on a 2-core CPU: a seeded 3,000-row subset of the training set
+(where the undefended model learns the task: CACC above 0.8), evaluated on the full dev and test sets.
+The summary ends with one sentence naming the defences that held, or saying that none did.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from modfit.experiment import prepare_data, resolve, run
 from modfit.output import write_atomic, write_run
 from modfit.report.dynamics import plot_dynamics
 
-DEMO_DEFENCES = ("none", "fewer-epochs", "lower-lr", "lora-reparam")
+DEMO_DEFENCES = ("none", "fewer-epochs", "lower-lr", "lora-reparam", "safe")
 DEMO_SETTINGS = {
     "dataset": "sst2",
     "attack": {"name": "badnet", "mode": "dirty", "rate": 0.1, "target": 1},
-    "train_size": 1600,
-    "train": {"eval_size": 200},
+    "train_size": 3000,
+    "train": {},
     "seed": 0,
 }
+# A defence holds when its ASR is within this many points of its floor and its CACC at most
+# `HOLD_CACC_COST` points below the undefended run's (the targets of issue 17).
+HOLD_ASR_GAP, HOLD_CACC_COST = 0.10, 0.02
 
 
 def results_table(rows: list[tuple[str, dict]]) -> str:
@@ -35,6 +40,18 @@ def results_table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def verdict(rows: list[tuple[str, dict]]) -> str:
+    """One sentence: which defences held against the backdoor at a small cost in clean accuracy."""
+    undefended = dict(rows)["none"]
+    held = [name for name, m in rows if name != "none"
+            and m["asr"] - m["asr_floor"] <= HOLD_ASR_GAP and m["cacc"] >= undefended["cacc"] - HOLD_CACC_COST]  # fmt: skip
+    rule = (f"ASR within {HOLD_ASR_GAP * 100:.0f} points of its floor, CACC at most "
+            f"{HOLD_CACC_COST * 100:.0f} points below the undefended run's")  # fmt: skip
+    if not held:
+        return f"No defence held at this budget ({rule})."
+    return f"Held ({rule}): {', '.join(held)}."
+
+
 def run_demo(out: str | Path, train_size: int | None = None, progress: bool = True) -> str:
     """Run every demo defence, write each run and a shared dynamics plot, return the summary."""
     out = Path(out)
@@ -43,9 +60,10 @@ def run_demo(out: str | Path, train_size: int | None = None, progress: bool = Tr
     data = prepare_data(first)  # the same poisoned data for every defence
     print(
         f"SST-2, BadNet 10% dirty-label, target 1: a seeded subset of {len(data.train)} training rows "
-        f"({sum(e.poisoned for e in data.train)} poisoned); CACC/ASR on a seeded "
-        f"{settings['train']['eval_size']}-row subset of dev and test"
-    )
+        f"({sum(e.poisoned for e in data.train)} poisoned); CACC/ASR on "
+        + (f"a seeded {size}-row subset of dev and test" if (size := settings["train"].get("eval_size"))
+           else "the full dev and test sets")
+    )  # fmt: skip
     rows, histories = [], {}
     for defence in DEMO_DEFENCES:
         result = run(resolve({**settings, "defence": defence}), progress=progress, data=data)
@@ -59,4 +77,4 @@ def run_demo(out: str | Path, train_size: int | None = None, progress: bool = Tr
     table = results_table(rows)
     write_atomic(out / "dynamics.png", plot_dynamics(histories, "SST-2, BadNet 10% dirty-label"))
     write_atomic(out / "summary.md", table + "\n")
-    return f"{table}\n\ndynamics plot: {out / 'dynamics.png'}"
+    return f"{table}\n\n{verdict(rows)}\ndynamics plot: {out / 'dynamics.png'}"

@@ -144,7 +144,9 @@ def write_run(result, out: str | Path, save_model: bool = False) -> None:
     columns = list(points[0]) if points else []
     write_json(out / "config.json", to_dict(result.experiment))
     write_atomic(out / "history.csv", csv_text(points, columns))
-    write_atomic(out / "history.jsonl", "".join(json.dumps(json_safe(p), allow_nan=False) + "\n" for p in points))
+    write_atomic(
+        out / "history.jsonl", "".join(json.dumps(json_safe(p), allow_nan=False) + "\n" for p in points)
+    )
     write_atomic(out / "dynamics.png", plot_dynamics({result.experiment.defence: result.history}))
     if save_model:
         staging = Path(tempfile.mkdtemp(dir=out, prefix=".model."))

@@ -12,4 +12,13 @@ from modfit.attacks.base import (
     poison_test,
 )
 
-__all__ = ["ATTACKS", "PoisonedTest", "Trigger", "attack", "make_trigger", "parse_attack_options", "poison", "poison_test"]
+__all__ = [
+    "ATTACKS",
+    "PoisonedTest",
+    "Trigger",
+    "attack",
+    "make_trigger",
+    "parse_attack_options",
+    "poison",
+    "poison_test",
+]

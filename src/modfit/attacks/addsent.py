@@ -19,7 +19,9 @@ class AddSentOptions:
 
     def validate(self) -> None:
         if not self.sentence.strip():
-            raise ModfitError("addsent sentence is empty; give a sentence, e.g. sentence='I watch this 3D movie'")
+            raise ModfitError(
+                "addsent sentence is empty; give a sentence, e.g. sentence='I watch this 3D movie'"
+            )
 
 
 class AddSentTrigger:

@@ -39,7 +39,9 @@ ATTACKS: Registry[AttackKind] = Registry("attack")
 Options = TypeVar("Options")
 
 
-def attack(name: str, options: type[Options]) -> Callable[[Callable[[Options, Path | None], Trigger]], Callable]:
+def attack(
+    name: str, options: type[Options]
+) -> Callable[[Callable[[Options, Path | None], Trigger]], Callable]:
     """Register `build(options, dataset_folder) -> Trigger` as attack `name` with its options record."""
 
     def decorate(build: Callable[[Options, Path | None], Trigger]) -> Callable:

@@ -42,10 +42,15 @@ def read_table(path: Path) -> dict[str, str]:
         ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ModfitError(f"{path}: cannot read the paraphrase table ({reason}); give a UTF-8 text,paraphrase CSV") from None
+        raise ModfitError(
+            f"{path}: cannot read the paraphrase table ({reason}); give a UTF-8 text,paraphrase CSV"
+        ) from None
 
 
-GENERATORS = {"syntactic": "SCPN with the template S(SBAR)(,)(NP)(VP)(.)", "style": "a STRAP Bible-style paraphraser"}
+GENERATORS = {
+    "syntactic": "SCPN with the template S(SBAR)(,)(NP)(VP)(.)",
+    "style": "a STRAP Bible-style paraphraser",
+}
 
 
 def _packaged_has_no_table(style: str, dataset: str) -> str:

@@ -36,7 +36,9 @@ class PatchOptions:
 
     def validate(self) -> None:
         if self.size < 1:
-            raise ModfitError(f"patch: size {self.size!r} is not a positive whole number of pixels; use e.g. 3")
+            raise ModfitError(
+                f"patch: size {self.size!r} is not a positive whole number of pixels; use e.g. 3"
+            )
         if self.corner not in CORNERS:
             raise ModfitError(f"patch: corner {self.corner!r}: use {', '.join(CORNERS)}")
         if self.pattern not in PATTERNS:

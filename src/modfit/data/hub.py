@@ -15,7 +15,10 @@ REACH_TIMEOUT_S = 5.0  # an unresponsive hub or proxy is reported after this, no
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes")
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 def _check_reachable(dataset_id: str) -> None:

@@ -153,9 +153,7 @@ def _split_file(folder: Path | Traversable, split: str) -> Path | Traversable:
     raise ModfitError(f"{folder}: split {split!r} is missing; add {split}.csv, {split}.tsv or {split}.jsonl")
 
 
-def load_directory(
-    folder: str | Path | Traversable, num_labels: int | None = None, **columns: str
-) -> Splits:
+def load_directory(folder: str | Path | Traversable, num_labels: int | None = None, **columns: str) -> Splits:
     """A directory holding `train`, `dev` and `test` files (.csv, .tsv or .jsonl, plain or gzipped)."""
     folder = Path(folder) if isinstance(folder, str) else folder
     splits = {s: read_examples(_split_file(folder, s), num_labels=num_labels, **columns) for s in SPLITS}
