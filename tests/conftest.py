@@ -95,3 +95,14 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("tiny-roberta"), "roberta")
+
+
+def error_of(call, *args, **kwargs) -> str:
+    """The message of the ModfitError that `call` raises; it must be one line."""
+    from modfit.errors import ModfitError
+
+    with pytest.raises(ModfitError) as caught:
+        call(*args, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import separable_rows, write_split
-from modfit import Example, ModfitError, load_dataset, read_examples
+from conftest import error_of, separable_rows, write_split
+from modfit import Example, load_dataset, read_examples
 from modfit.data import data_root, subsample
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -21,15 +21,6 @@ def write_text(path: Path, text: str) -> Path:
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     return write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-
-
-def error_of(call, *args, **kwargs) -> str:
-    """The message of the ModfitError that `call` raises; it must be one line."""
-    with pytest.raises(ModfitError) as caught:
-        call(*args, **kwargs)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 # --- reading files ---------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import separable_rows, write_split
-from modfit import AttackConfig, ModfitError, load_dataset, make_trigger, read_examples
+from conftest import error_of, separable_rows, write_split
+from modfit import AttackConfig, load_dataset, make_trigger, read_examples
 from modfit.cli import main
 from modfit.config import from_dict
 from modfit.data import dataset_dir
@@ -21,14 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SST2 = REPO.parent / "shared" / "data" / "sst2"
 # rows and label balance (negative, positive) of the standard sentence-level SST-2 split
 SST2_BALANCE = {"train": (3310, 3610), "dev": (428, 444), "test": (912, 909)}
-
-
-def error_of(call, *args, **kwargs) -> str:
-    with pytest.raises(ModfitError) as caught:
-        call(*args, **kwargs)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.fixture
