@@ -19,8 +19,7 @@ from modfit.auto import signals_of
 from modfit.dynamics import RecordRowDynamics
 from modfit.experiment import prepare_data, resolve, train_once
 from modfit.metrics import auroc
-from modfit.scan import rank_rows
-from modfit.suspicion import Cut, suspicion_scores
+from modfit.suspicion import Cut, rank_rows, suspicion_scores
 from modfit.transition import TransitionRule, reference_point
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import modfit.experiment
+import modfit.training_run
 from modfit import Experiment, ModfitError
 from modfit.cli import build_parser, main, settings_from_args
 from modfit.config import AttackConfig, TrainConfig, from_dict
@@ -46,14 +47,14 @@ def test_ctrl_c_during_train_into_a_finished_folder_leaves_nothing_finished(
     out = tmp_path / "run"
     assert main(train_args(text_dataset, tiny_bert, out, "--save-model")) == 0
     assert (out / "metrics.json").exists() and (out / "model").is_dir()
-    monkeypatch.setattr(modfit.experiment, "fit", interrupt)
+    monkeypatch.setattr(modfit.training_run, "fit", interrupt)
     capsys.readouterr()
     assert_interrupted(main(train_args(text_dataset, tiny_bert, out, "--overwrite")), capsys)
     assert finished_marks(tmp_path) == [] and not (out / "model").exists()
 
 
 def test_ctrl_c_during_scan_exits_130(tiny_bert, text_dataset, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(modfit.experiment, "fit", interrupt)
+    monkeypatch.setattr(modfit.training_run, "fit", interrupt)
     argv = ["scan", *train_args(text_dataset, tiny_bert, tmp_path / "scan")[1:]]
     assert_interrupted(main(argv), capsys)
     assert finished_marks(tmp_path) == []
@@ -65,7 +66,7 @@ def test_ctrl_c_during_grid_leaves_the_cell_pending(tiny_bert, text_dataset, tmp
         f"name: s\ndataset: {text_dataset}\nattacks: [badnet]\ndefences: [none]\n"
         f"model: {{name: {tiny_bert}, pooling: mean, max_length: 32}}\ntrain: {{epochs: 1, batch_size: 8}}\n"
     )
-    monkeypatch.setattr(modfit.experiment, "fit", interrupt)
+    monkeypatch.setattr(modfit.training_run, "fit", interrupt)
     store = tmp_path / "s.sqlite"
     assert_interrupted(main(["grid", str(spec), "--store", str(store), "--quiet"]), capsys)
     with open_store(store) as opened:

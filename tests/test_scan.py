@@ -17,12 +17,12 @@ from conftest import NEGATIVE, POSITIVE, save_tiny_model, separable_rows, write_
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, run
 from modfit.cli import main
 from modfit.errors import ModfitError
-from modfit.experiment import DEFAULT_EVAL_POINTS, RULE_EVAL_POINTS
 from modfit.metrics import auroc
 from modfit.report.detection import detection_table
 from modfit.scan import detection, scan
 from modfit.store import StoredCell
 from modfit.suspicion import Cut, ranking
+from modfit.training_run import DEFAULT_EVAL_POINTS, RULE_EVAL_POINTS
 
 
 @pytest.fixture(scope="module")

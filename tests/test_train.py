@@ -27,7 +27,7 @@ from modfit import (
 from modfit.callbacks import Evaluate, KeepBestDev
 from modfit.data import Splits
 from modfit.encoding import encode
-from modfit.experiment import PoisonedData, _eval_subset
+from modfit.prepare import PoisonedData, eval_subset
 from modfit.metrics import accuracy
 from modfit.train import plan_steps
 from modfit.tuning import apply_tuning
@@ -311,16 +311,16 @@ def test_the_evaluation_subset_keeps_poisoned_rows_aligned_with_their_sources():
     splits = Splits("toy", rows(20, 0), rows(30, 1), test, 2)
     data = PoisonedData(splits, splits.train, poison_test(test, trigger, 1, seed=0), target=1)
 
-    dev, test_subset, poisoned = _eval_subset(data, 15, seed=3)
+    dev, test_subset, poisoned = eval_subset(data, 15, seed=3)
     assert (len(dev), len(test_subset)) == (15, 15)
-    assert _eval_subset(data, 15, seed=3) == (dev, test_subset, poisoned)
+    assert eval_subset(data, 15, seed=3) == (dev, test_subset, poisoned)
     non_target = [i for i, e in enumerate(test_subset) if e.label != 1]
     assert poisoned.sources == non_target  # every kept non-target row, and only those
     for source, example in zip(poisoned.sources, poisoned.examples, strict=True):
         assert [w for w in example.text.split() if w != "cf"] == test_subset[source].text.split()
     assert test_subset == [e for e in test if e in test_subset]  # order kept
 
-    assert _eval_subset(data, None, seed=3) == (splits.dev, test, data.test_poison)
+    assert eval_subset(data, None, seed=3) == (splits.dev, test, data.test_poison)
 
 
 @pytest.mark.parametrize("architecture", ["tiny_bert", "tiny_roberta"])

@@ -12,6 +12,7 @@ from modfit import Classifier, Example, ModfitError, TrainConfig, fit, load_mode
 from modfit.encoding import encode
 from modfit.evaluate import predict
 from modfit.tuning import apply_tuning, count_generated, count_trainable
+from modfit.tuning.export import export_transformers
 from modfit.tuning.prefix import PrefixSelfAttention
 from modfit.tuning.reparam import Generator
 
@@ -184,7 +185,7 @@ def test_lora_export_gives_the_same_predictions_in_a_transformers_pipeline(
     model = build(folder, "lora", options, "cls", seed=2)
     perturb_trained(model)
     model.eval()
-    model.export(tmp_path / "export", AutoTokenizer.from_pretrained(folder))
+    export_transformers(model, tmp_path / "export", AutoTokenizer.from_pretrained(folder))
 
     inputs = batch(folder)
     stock = AutoModelForSequenceClassification.from_pretrained(tmp_path / "export").eval()
@@ -207,7 +208,7 @@ def test_export_refuses_what_it_cannot_reproduce_exactly(
     tiny_bert, tmp_path, method, options, pooling, message
 ):
     with pytest.raises(ModfitError, match=message):
-        build(tiny_bert, method, options, pooling).export(tmp_path / "export")
+        export_transformers(build(tiny_bert, method, options, pooling), tmp_path / "export")
     assert not (tmp_path / "export").exists()
 
 

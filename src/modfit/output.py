@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from typing import Any
 from modfit.config import to_dict
 from modfit.data import Example
 from modfit.errors import ModfitError
+from modfit.files import json_safe, umask, write_atomic
 
 FINISHED = "metrics.json"  # its presence marks a finished run
 
@@ -78,43 +78,11 @@ def claim_run_folder(path: str | Path, overwrite: bool, flag: str = "--out") -> 
     return path
 
 
-def json_safe(value: Any) -> Any:
-    """Plain data with every NaN or infinity written as None (null): neither is a JSON value, and an
-    attack-free run has no ASR."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file permissions
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _usual_permissions(folder: Path) -> None:
     """mkdtemp makes 0700 and some writers 0600: give a saved folder the permissions of the rest."""
-    umask = _umask()
+    mask = umask()
     for entry in [folder, *folder.rglob("*")]:
-        os.chmod(entry, (0o777 if entry.is_dir() else 0o666) & ~umask)
+        os.chmod(entry, (0o777 if entry.is_dir() else 0o666) & ~mask)
 
 
 def write_json(path: str | Path, value: Any) -> None:

@@ -11,15 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from modfit.auto import signals_of
 from modfit.config import Experiment
 from modfit.dynamics import RecordRowDynamics, RowDynamics
 from modfit.encoding import Encoder
 from modfit.errors import ModfitError
-from modfit.experiment import RULE_EVAL_POINTS, PoisonedData, RunResult, prepare_data, train_once
 from modfit.metrics import detection_scores
-from modfit.suspicion import Cut, ranking, suspicion_scores
-from modfit.transition import Transition, TransitionRule, find_transition, reference_point
+from modfit.prepare import PoisonedData, prepare_data
+from modfit.result import RunResult
+from modfit.suspicion import Cut, rank_rows, ranking
+from modfit.training_run import RULE_EVAL_POINTS, train_once
+from modfit.transition import Transition
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,6 @@ class ScanResult:
             "transition_reason": t.reason if t else "none", "transition_step": point.step if point else None,
             "transition_epoch": point.epoch if point else None, "points": self.dynamics.num_points,
         }  # fmt: skip
-
-
-def rank_rows(
-    dynamics: RowDynamics, num_labels: int, cut: Cut, dev_size: int
-) -> tuple[list[float], Transition | None, list[bool]]:
-    """Suspicion scores from the start of the moderate-fitting plateau found in hindsight to the end of
-    the run (`modfit.suspicion` says why not only to the transition), and the cut's flags."""
-    signals = signals_of(dynamics, num_labels, dev_size)
-    transition = find_transition(signals)
-    end = transition.index if transition else dynamics.num_points - 1
-    start = reference_point(signals, end, TransitionRule()) if end >= 0 else None
-    scores = suspicion_scores(dynamics, start, None)
-    return scores, transition, cut.flags(scores, num_labels)
 
 
 def scan(

@@ -17,17 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from modfit.errors import ModfitError
+from modfit.files import canonical_json, json_safe
 from modfit.representations import RepresentationSnapshot
 
-if TYPE_CHECKING:
-    from modfit.grid.cells import Cell
-
 SCHEMA_VERSION = "modfit-study/1"
-STATUSES = ("pending", "running", "done", "failed")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cells (
@@ -69,6 +66,15 @@ CREATE TABLE IF NOT EXISTS representations (
     PRIMARY KEY (hash, step)
 );
 """
+
+
+class StoredConfig(Protocol):
+    """What the store keeps of a study's cell (`modfit.grid.Cell`): where it sits, its hash and config."""
+
+    coordinates: Any  # a dataclass: dataset, attack, defence, rate, mode, seed
+    hash: str
+
+    def config(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,6 @@ def _now() -> str:
 
 def _json(value: Any) -> str:
     """JSON with NaN written as null (NaN is no JSON value; an attack-free run has no ASR)."""
-    from modfit.output import json_safe
-
     return json.dumps(json_safe(value), allow_nan=False)
 
 
@@ -151,14 +155,12 @@ class Store:
             raise
         self.connection.execute("COMMIT")
 
-    def sync(self, cells: Sequence[Cell]) -> SyncSummary:
+    def sync(self, cells: Sequence[StoredConfig]) -> SyncSummary:
         """Add the spec's new cells as pending and point every coordinate at its cell's hash.
 
         Finished cells stay as they are; a coordinate whose config changed now points at the new cell.
         """
         from dataclasses import asdict
-
-        from modfit.grid.cells import canonical_json
 
         now = _now()
         new = 0

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
+from modfit.auto import signals_of
 from modfit.dynamics import RowDynamics
 from modfit.errors import ModfitError
+from modfit.transition import Transition, TransitionRule, find_transition, reference_point
 
 
 def stage_points(dynamics: RowDynamics, start: int | None, end: int | None) -> list[int]:
@@ -77,3 +79,16 @@ class Cut:
 def ranking(scores: list[float]) -> list[int]:
     """Row indices, most suspicious first (ties: lower index first, so the order is deterministic)."""
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+
+
+def rank_rows(
+    dynamics: RowDynamics, num_labels: int, cut: Cut, dev_size: int
+) -> tuple[list[float], Transition | None, list[bool]]:
+    """Suspicion scores from the start of the moderate-fitting plateau found in hindsight to the end of
+    the run (the module docstring says why not only to the transition), and the cut's flags."""
+    signals = signals_of(dynamics, num_labels, dev_size)
+    transition = find_transition(signals)
+    end = transition.index if transition else dynamics.num_points - 1
+    start = reference_point(signals, end, TransitionRule()) if end >= 0 else None
+    scores = suspicion_scores(dynamics, start, None)
+    return scores, transition, cut.flags(scores, num_labels)

@@ -7,7 +7,6 @@ from modfit.baselines import bki, cube, onion, purify, rap, safe, strip  # noqa:
 from modfit.baselines.base import (
     PROCEDURES,
     Context,
-    DefenceOutcome,
     Procedure,
     check_defence_options,
     parse_options,
@@ -15,5 +14,5 @@ from modfit.baselines.base import (
     run_procedure,
 )
 
-__all__ = ["PROCEDURES", "Context", "DefenceOutcome", "Procedure", "check_defence_options", "parse_options",
+__all__ = ["PROCEDURES", "Context", "Procedure", "check_defence_options", "parse_options",
            "procedure", "run_procedure"]  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from modfit.config import Experiment, from_dict
@@ -20,20 +20,12 @@ from modfit.data import Example
 from modfit.defences import base_defence
 from modfit.encoding import Encoder
 from modfit.errors import ModfitError
-from modfit.experiment import PoisonedData, RunResult, prepare_data, train_once
+from modfit.prepare import PoisonedData, prepare_data
 from modfit.registry import Registry
+from modfit.result import RunResult
+from modfit.training_run import train_once
 
 Options = TypeVar("Options")
-
-
-@dataclass(frozen=True)
-class DefenceOutcome:
-    """What a procedure adds to its final run: numbers for `metrics()` (they override the final
-    model's CACC/ASR where a guard changes them) and, for analyses, the training rows it removed."""
-
-    metrics: dict[str, Any]
-    removed: tuple[int, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

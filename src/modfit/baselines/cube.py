@@ -19,7 +19,7 @@ from modfit.baselines.base import Context, procedure, require
 from modfit.baselines.filtering import RowVerdict, filter_and_retrain
 from modfit.baselines.scoring import encode_texts, features
 from modfit.errors import ModfitError
-from modfit.experiment import RunResult
+from modfit.result import RunResult
 
 
 @dataclass(frozen=True)

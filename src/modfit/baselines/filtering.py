@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modfit.baselines.base import Context, DefenceOutcome
+from modfit.baselines.base import Context
 from modfit.errors import ModfitError
-from modfit.experiment import RunResult
 from modfit.metrics import detection_scores
+from modfit.result import Outcome, RunResult
 
 
 @dataclass(frozen=True)
@@ -54,4 +54,4 @@ def filter_and_retrain(
         "scoring_asr": first.final.asr,
         **verdict.details,
     }
-    return dataclasses.replace(final, defence=DefenceOutcome(metrics, removed, dict(verdict.details)))
+    return dataclasses.replace(final, defence=Outcome(metrics, removed, dict(verdict.details)))

@@ -7,11 +7,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
-from modfit.baselines.base import Context, DefenceOutcome
+from modfit.baselines.base import Context
 from modfit.baselines.scoring import encode_texts
 from modfit.evaluate import predict
-from modfit.experiment import RunResult, _eval_subset
 from modfit.metrics import accuracy, asr_floor, attack_success_rate, rejection_rate
+from modfit.prepare import eval_subset
+from modfit.result import Outcome, RunResult
 
 REJECTED = -1  # the guarded model's answer to a rejected input: never a label, never the target
 
@@ -40,7 +41,7 @@ def guard_outcome(
     clean rows and as a failed attack on triggered rows), the unguarded model's as `model_*`, and,
     for a guard that rejects, FRR on clean test rows and FAR on triggered ones."""
     experiment = context.experiment
-    _, test, test_poison = _eval_subset(context.data, experiment.train.eval_size, experiment.seed)
+    _, test, test_poison = eval_subset(context.data, experiment.train.eval_size, experiment.seed)
     max_length = experiment.model.max_length
     labels = [e.label for e in test]
     passed = guard([e.text for e in test])
@@ -58,4 +59,4 @@ def guard_outcome(
         metrics["asr_floor"] = asr_floor([clean[i] for i in sources], [labels[i] for i in sources], target)
         if rejects:
             metrics["far"] = 1.0 - rejection_rate(passed_poison.rejected)
-    return dataclasses.replace(result, defence=DefenceOutcome({**metrics, **details}, details=dict(details)))
+    return dataclasses.replace(result, defence=Outcome({**metrics, **details}, details=dict(details)))

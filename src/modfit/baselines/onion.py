@@ -24,7 +24,7 @@ from modfit.baselines.guard import Guarded, guard_outcome
 from modfit.baselines.ngram import BigramModel
 from modfit.baselines.scoring import threshold_at_rate
 from modfit.data import subsample
-from modfit.experiment import RunResult
+from modfit.result import RunResult
 
 
 @dataclass(frozen=True)

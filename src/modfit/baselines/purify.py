@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from modfit.baselines.base import Context, procedure
 from modfit.baselines.filtering import RowVerdict, filter_and_retrain
 from modfit.dynamics import RecordRowDynamics
-from modfit.experiment import RULE_EVAL_POINTS, RunResult
-from modfit.scan import rank_rows
-from modfit.suspicion import Cut
+from modfit.result import RunResult
+from modfit.suspicion import Cut, rank_rows
+from modfit.training_run import RULE_EVAL_POINTS
 
 
 @dataclass(frozen=True)

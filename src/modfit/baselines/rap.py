@@ -27,7 +27,7 @@ from modfit.baselines.guard import Guarded, guard_outcome
 from modfit.baselines.scoring import encode_texts, probabilities, threshold_at_rate
 from modfit.encoding import Encoded
 from modfit.errors import ModfitError
-from modfit.experiment import RunResult
+from modfit.result import RunResult
 
 POSITION = 1  # after [CLS] / <s>
 

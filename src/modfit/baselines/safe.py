@@ -21,15 +21,15 @@ from dataclasses import dataclass
 
 import torch
 
-from modfit.baselines.base import Context, DefenceOutcome, procedure, require
+from modfit.baselines.base import Context, procedure, require
 from modfit.baselines.scoring import probabilities
 from modfit.config import TrainConfig
 from modfit.data import Example, subsample
 from modfit.errors import ModfitError
 from modfit.evaluate import predict
-from modfit.experiment import RunResult
 from modfit.metrics import accuracy, detection_scores
 from modfit.model import load_classifier
+from modfit.result import Outcome, RunResult
 from modfit.train import fit
 
 ACTIONS = ("relabel", "drop")
@@ -145,4 +145,4 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
     }
     removed = flagged if options.action == "drop" else ()
     details = {"flagged": flagged, "action": options.action}
-    return dataclasses.replace(final, defence=DefenceOutcome(metrics, removed, details))
+    return dataclasses.replace(final, defence=Outcome(metrics, removed, details))

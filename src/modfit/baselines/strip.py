@@ -20,7 +20,7 @@ from modfit.baselines.filtering import RowVerdict, filter_and_retrain
 from modfit.baselines.guard import Guarded, guard_outcome
 from modfit.baselines.scoring import encode_texts, probabilities, threshold_at_rate
 from modfit.data import subsample
-from modfit.experiment import RunResult
+from modfit.result import RunResult
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from modfit.config import Experiment, merge, to_dict
 from modfit.errors import ModfitError
 from modfit.experiment import resolve
+from modfit.files import canonical_json
 from modfit.grid.spec import StudySpec
 from modfit.representations import RepresentationOptions
 
@@ -75,10 +75,6 @@ class Cell:
     @property
     def hash(self) -> str:
         return config_hash(self.config())
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def config_hash(config: Any) -> str:

@@ -9,15 +9,14 @@ from typing import Any
 from modfit.config import Experiment, ModelConfig, to_dict
 from modfit.data import Example
 from modfit.encoding import Encoded
-from modfit.experiment import PoisonedData, prepare_data
+from modfit.files import canonical_json
+from modfit.prepare import PoisonedData, prepare_data
 
 COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def data_key(experiment: Experiment) -> str:
     """What `prepare_data` depends on: dataset, attack (name, options, rate, mode, target), seed, size."""
-    from modfit.grid.cells import canonical_json
-
     return canonical_json(
         [experiment.dataset, to_dict(experiment.attack), experiment.seed, experiment.train_size,
          experiment.poison_test]

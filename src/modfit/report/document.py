@@ -11,6 +11,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modfit.files import write_atomic
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -141,8 +143,6 @@ def render_html(document: Document) -> str:
 
 def write_report(document: Document, out: str | Path) -> list[Path]:
     """The PNGs, then report.html, then report.md; every file written atomically. Returns the paths."""
-    from modfit.output import write_atomic
-
     out = Path(out)
     written = []
     for figure in document.figures():

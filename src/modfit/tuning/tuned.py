@@ -25,6 +25,7 @@ from torch.func import functional_call
 from modfit.config import from_dict
 from modfit.errors import ModfitError
 from modfit.model import Classifier
+from modfit.tuning.base import apply_tuning
 from modfit.tuning.reparam import Generator, ReparamConfig
 
 TUNING_FILE = "modfit_tuning.json"
@@ -130,12 +131,6 @@ class TunedClassifier(nn.Module):
                 "options": self.options}  # fmt: skip
         (folder / TUNING_FILE).write_text(json.dumps(meta, indent=2))
 
-    def export(self, folder: str | Path, tokenizer=None) -> None:
-        """A plain transformers model with the generated weights folded in (see `tuning.export`)."""
-        from modfit.tuning.export import export_transformers
-
-        export_transformers(self, folder, tokenizer)
-
 
 def restored_encoder(encoder: nn.Module, merge: bool = False) -> nn.Module:
     """A deep copy of `encoder` with every placed module replaced by the original it wraps.
@@ -227,8 +222,6 @@ def load_model(folder: str | Path) -> nn.Module:
     from safetensors.torch import load_file
     from transformers import AutoModel
     from transformers.utils import logging
-
-    from modfit.tuning.base import apply_tuning
 
     folder = Path(folder)
     if not (folder / TUNING_FILE).exists():

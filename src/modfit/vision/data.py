@@ -21,6 +21,7 @@ import numpy
 import torch
 
 from modfit.data.example import Splits
+from modfit.data.sources import find_data_root
 from modfit.errors import ModfitError
 
 NAMED_IMAGE_DATASETS = {"cifar10": "cifar10/cifar10-jpeg.tar.gz"}
@@ -65,8 +66,6 @@ IMAGE_LAYOUT = "a tar (or folder) of train/<class_name>/<image> and test/<class_
 def image_dataset_path(name: str) -> Path:
     """Where an image dataset lives; a named one only under the data root (none is packaged)."""
     if name in NAMED_IMAGE_DATASETS:
-        from modfit.data.sources import find_data_root
-
         root = find_data_root()
         if root is None:
             raise ModfitError(

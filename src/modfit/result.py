@@ -1,0 +1,52 @@
+"""The record of one run, and what a defence procedure or the stopping rule adds to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from modfit.config import Experiment
+from modfit.schedule import EvalPlan
+from modfit.train import EvalPoint
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a defence procedure or the `select: auto` rule adds to its final run: numbers for
+    `metrics()` (they override the final model's CACC/ASR where a guard changes them) and, for
+    analyses, the training rows it removed."""
+
+    metrics: dict[str, Any]
+    removed: tuple[int, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    experiment: Experiment
+    history: list[EvalPoint]
+    final: EvalPoint
+    trainable_params: int
+    seconds: float
+    eval_subset: int | None
+    model: torch.nn.Module
+    tokenizer: Any
+    generated_params: int = 0
+    defence: Outcome | None = None  # what a defence procedure or the auto rule adds
+    dev_size: int = 0  # clean dev rows behind each intermediate dev accuracy (what selection compared)
+    precision: str = "fp32"  # the precision the run used (`train.precision` resolved on its device)
+    eval_plan: EvalPlan | None = None  # the interval and intermediate subset of its evaluation
+
+    def metrics(self) -> dict[str, Any]:
+        f = self.final
+        return {
+            "cacc": f.cacc, "asr": f.asr, "asr_floor": f.asr_floor, "dev_acc": f.dev_acc,
+            "step": f.step, "epoch": f.epoch, "trainable_params": self.trainable_params,
+            "generated_params": self.generated_params, "seconds": round(self.seconds, 2),
+            "eval_subset": self.eval_subset, "compute_precision": self.precision,
+            "eval_every": self.eval_plan.every if self.eval_plan else None,
+            "eval_intermediate_subset": self.eval_plan.subset if self.eval_plan else None,
+            **(self.defence.metrics if self.defence else {}),
+        }  # fmt: skip
