@@ -145,19 +145,19 @@ def _point(step: int) -> EvalPoint:
 def test_recorder_keeps_latest_losses_per_point():
     recorder = RecordRowDynamics(4)
     state = TrainState(torch.nn.Linear(1, 1), step=0, total_steps=2, steps_per_epoch=2)
-    state.history.append(_point(0))
     recorder.on_step(state)
+    recorder.on_evaluate(state, _point(0))
     state.step, state.batch_rows, state.batch_row_losses = 1, [2, 0], [1.5, 0.25]
     recorder.on_step(state)  # no new point: nothing snapshotted
     state.step, state.batch_rows, state.batch_row_losses = 2, [1, 3], [0.5, 2.0]
-    state.history.append(_point(2))
     recorder.on_step(state)
+    recorder.on_evaluate(state, _point(2))
     recorder.on_end(state)
     dynamics = recorder.result()
     assert dynamics.steps == (0, 2) and dynamics.losses.dtype == torch.float32
     assert dynamics.losses[0].isnan().all()
     assert dynamics.losses[1].tolist() == [0.25, 0.5, 1.5, 2.0]
-    assert dynamics.high_loss_share(2)[1] == 0.5 and dynamics.fitted()[1].tolist() == [
+    assert dynamics.high_loss_share(2)[1] == 0.5 and (dynamics.losses[1] < math.log(2)).tolist() == [
         True,
         True,
         False,
@@ -187,8 +187,8 @@ def test_auto_select_keeps_bounded_weights():
     state = TrainState(model, step=0, total_steps=100, steps_per_epoch=10)
     for step in range(0, 100, 5):
         state.step, state.batch_rows, state.batch_row_losses = step, [step % 4], [0.3]
-        state.history.append(_point(step))
         selector.on_step(state)
+        selector.on_evaluate(state, _point(step))
     assert len(selector.kept) <= 2 + 4  # the reference, the last patience + 2 and the current
 
 
@@ -205,8 +205,8 @@ def test_auto_select_restores_the_chosen_points_weights():
             model.weight.fill_(float(index))
         state.step = index
         state.batch_rows, state.batch_row_losses = [0, 1], [0.1, 0.1]
-        state.history.append(EvalPoint(index, float(index), 0.1, dev, NAN, NAN, NAN, 0.0))
         selector.on_step(state)
+        selector.on_evaluate(state, EvalPoint(index, float(index), 0.1, dev, NAN, NAN, NAN, 0.0))
     selector.on_end(state)
     assert state.stop and state.step == 4 and selector.transition.index == 1
     assert model.weight.item() == 1.0 and selector.best.step == 1

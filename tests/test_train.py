@@ -27,8 +27,8 @@ from modfit import (
 from modfit.callbacks import Evaluate, KeepBestDev
 from modfit.data import Splits
 from modfit.encoding import encode
-from modfit.prepare import PoisonedData, eval_subset
 from modfit.metrics import accuracy
+from modfit.prepare import PoisonedData, eval_subset
 from modfit.train import plan_steps
 from modfit.tuning import apply_tuning
 
@@ -64,18 +64,20 @@ class RecordLosses:
 
 
 class RecordDevPredictions:
-    """Dev predictions at every evaluation point, keyed by step. Place it after `Evaluate`."""
+    """Dev predictions at every evaluation point, keyed by step."""
 
     def __init__(self, dev) -> None:
         self.dev = dev
         self.by_step: dict[int, list[int]] = {}
 
     def on_step(self, state) -> None:
-        if state.history and state.history[-1].step == state.step:
-            self.by_step[state.step] = predict(state.model, self.dev)
+        pass
+
+    def on_evaluate(self, state, point) -> None:
+        self.by_step[point.step] = predict(state.model, self.dev)
 
     def on_end(self, state) -> None:
-        self.on_step(state)
+        pass
 
 
 class StopAt:
@@ -212,8 +214,10 @@ def test_a_generated_head_is_not_scaled(tiny_bert):
     assert max(moved) == pytest.approx(1e-4, rel=1e-3)
 
 
-def test_best_dev_restores_the_weights_of_the_best_dev_point(tiny_bert):
-    # Dev labels are flipped, so dev accuracy falls as the model learns: the best point is early.
+@pytest.mark.parametrize("evaluate_first", [True, False])
+def test_best_dev_restores_the_weights_of_the_best_dev_point(tiny_bert, evaluate_first):
+    """Dev labels are flipped, so dev accuracy falls as the model learns: the best point is early.
+    The callbacks' order in the list does not matter: points reach them through `on_evaluate`."""
     model, tokenizer = new_model(tiny_bert)
     dev = encode(rows(24, 1, flip=True), tokenizer, MAX_LENGTH)
     data = EvalSet(
@@ -225,7 +229,7 @@ def test_best_dev_restores_the_weights_of_the_best_dev_point(tiny_bert):
         encode(rows(64, 0), tokenizer, MAX_LENGTH),
         TrainConfig(epochs=3, lr=1e-2, batch_size=8),
         seed=0,
-        callbacks=[Evaluate(data, every=4), recorder, selector],
+        callbacks=[Evaluate(data, every=4), recorder, selector][:: 1 if evaluate_first else -1],
     )
     best = max(history, key=lambda p: p.dev_acc)  # the first of equal maxima
     assert selector.best == best

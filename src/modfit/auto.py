@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from modfit.dynamics import RecordRowDynamics, RowDynamics
-from modfit.train import EvalPoint, TrainState
+from modfit.train import EvalPoint, TrainState, trainable_weights
 from modfit.transition import Signals, Transition, TransitionRule, find_transition, reference_point
 
 
@@ -23,13 +23,8 @@ def signals_of(dynamics: RowDynamics, num_labels: int, dev_size: int = 0) -> Sig
     return Signals(dynamics.dev_acc, dynamics.train_loss, share, dev_size)
 
 
-def _trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items() if n in trainable}
-
-
 class AutoSelect:
-    """A callback after `Evaluate`: records the row dynamics, checks the rule at every new point, stops
+    """A callback: records the row dynamics, checks the rule at every new point, stops
     training once a transition is confirmed and restores its weights at the end. `best` is the kept
     point (the last one when no transition was seen); `dynamics()` the record. `dev_size`: the clean
     dev rows behind each dev accuracy, for the rule's noise margin."""
@@ -61,12 +56,14 @@ class AutoSelect:
         return signals_of(self.dynamics(), self.num_labels, self.dev_size)
 
     def on_step(self, state: TrainState) -> None:
-        before = len(self.points)
         self.recorder.on_step(state)
-        if len(self.points) == before or self.transition is not None:
+
+    def on_evaluate(self, state: TrainState, point: EvalPoint) -> None:
+        self.recorder.on_evaluate(state, point)
+        if self.transition is not None:
             return
         index = len(self.points) - 1
-        self.kept[index] = _trainable_weights(state.model)
+        self.kept[index] = trainable_weights(state.model)
         signals = self.signals()  # once per point: it restacks every recorded loss
         found = find_transition(signals, self.rule)
         if found is not None:
@@ -83,7 +80,6 @@ class AutoSelect:
             del self.kept[old]
 
     def on_end(self, state: TrainState) -> None:
-        self.recorder.on_end(state)
         if self.transition is None:
             return
         chosen = max((i for i in self.kept if i <= self.transition.index), default=None)

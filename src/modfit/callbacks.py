@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
 from tqdm.auto import tqdm
 
 from modfit.evaluate import EvalSet, evaluate
-from modfit.train import EvalPoint, TrainState
+from modfit.train import EvalPoint, TrainState, trainable_weights
 
 
 class Evaluate:
@@ -35,9 +34,12 @@ class Evaluate:
         elif state.step % self.every == 0:
             self._record(state, self.data)
 
-    def on_end(self, state: TrainState) -> None:
+    def on_stop(self, state: TrainState) -> None:
         if not state.history or state.history[-1].step != state.step:
             self._record(state, self.final)
+
+    def on_end(self, state: TrainState) -> None:
+        pass
 
     def _record(self, state: TrainState, data: EvalSet) -> None:
         recent = state.losses[self.losses_seen :]
@@ -62,7 +64,7 @@ class Evaluate:
 class KeepBestDev:
     """Restore, at the end, the trainable weights of the point with the best clean dev accuracy.
 
-    Place it after `Evaluate`. Only clean dev data chooses: never poisoned data (DESIGN.md §1).
+    Only clean dev data chooses, never poisoned data: a defender has no poisoned data to choose with.
     """
 
     def __init__(self) -> None:
@@ -70,18 +72,14 @@ class KeepBestDev:
         self.weights: dict | None = None
 
     def on_step(self, state: TrainState) -> None:
-        if not state.history or state.history[-1] is self.best:
-            return
-        point = state.history[-1]
+        pass
+
+    def on_evaluate(self, state: TrainState, point: EvalPoint) -> None:
         if self.best is None or point.dev_acc > self.best.dev_acc:
             self.best = point
-            trainable = {n for n, p in state.model.named_parameters() if p.requires_grad}
-            self.weights = {
-                n: copy.deepcopy(t) for n, t in state.model.state_dict().items() if n in trainable
-            }
+            self.weights = trainable_weights(state.model)
 
     def on_end(self, state: TrainState) -> None:
-        self.on_step(state)
         if self.weights is not None:
             state.model.load_state_dict(self.weights, strict=False)
 
@@ -97,10 +95,11 @@ class Progress:
         if self.bar is None:
             self.bar = tqdm(total=state.total_steps, desc=self.description, leave=False)
         self.bar.n = state.step
-        if state.history:
-            p = state.history[-1]
-            self.bar.set_postfix(cacc=f"{p.cacc:.3f}", asr=f"{p.asr:.3f}", refresh=False)
         self.bar.refresh()
+
+    def on_evaluate(self, state: TrainState, point: EvalPoint) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(cacc=f"{point.cacc:.3f}", asr=f"{point.asr:.3f}")
 
     def on_end(self, state: TrainState) -> None:
         if self.bar is not None:

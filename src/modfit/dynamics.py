@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from modfit.train import TrainState
+from modfit.train import EvalPoint, TrainState
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,6 @@ class RowDynamics:
     def num_points(self) -> int:
         return len(self.steps)
 
-    def fitted(self) -> torch.Tensor:
-        """Rows whose true label had probability above one half at each point (NaN: False)."""
-        return self.losses < math.log(2)
-
     def high_loss_share(self, num_labels: int) -> list[float]:
         """Per point, the share of seen rows with a loss above ln(num_labels): worse than a uniform guess,
         i.e. rows the model currently treats as mislabelled (NaN before any row was seen)."""
@@ -49,27 +45,26 @@ class RowDynamics:
 
 
 class RecordRowDynamics:
-    """A callback: place it after `Evaluate`; it snapshots the rows' latest losses whenever the history
-    gains a point. `result()` returns the record."""
+    """A callback: it keeps every row's latest loss and snapshots them whenever the history gains a
+    point. `result()` returns the record."""
 
     def __init__(self, num_rows: int) -> None:
         self.num_rows = num_rows
-        self.latest: torch.Tensor | None = None
+        self.latest = torch.full((num_rows,), math.nan, dtype=torch.float32)
         self.columns: list[torch.Tensor] = []
-        self.points: list = []
+        self.points: list[EvalPoint] = []
 
     def on_step(self, state: TrainState) -> None:
-        if self.latest is None:
-            self.latest = torch.full((self.num_rows,), math.nan, dtype=torch.float32)
         if state.step > 0 and state.batch_rows:
             index = torch.as_tensor(state.batch_rows, dtype=torch.long)
             self.latest[index] = torch.as_tensor(state.batch_row_losses, dtype=torch.float32)
-        if state.history and (not self.points or state.history[-1] is not self.points[-1]):
-            self.points.append(state.history[-1])
-            self.columns.append(self.latest.clone())
+
+    def on_evaluate(self, state: TrainState, point: EvalPoint) -> None:
+        self.points.append(point)
+        self.columns.append(self.latest.clone())
 
     def on_end(self, state: TrainState) -> None:
-        self.on_step(state)
+        pass
 
     def result(self) -> RowDynamics:
         losses = torch.stack(self.columns) if self.columns else torch.empty(0, self.num_rows)

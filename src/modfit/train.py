@@ -57,9 +57,41 @@ class TrainState:
 
 
 class Callback(Protocol):
+    """What the loop calls, in this order, on every callback of the list:
+
+    - `on_step(state)` after every optimisation step, and once at step 0 before any;
+    - `on_stop(state)` (optional) once training has stopped, the model being the final one: an
+      evaluator scores it here if its last step has no point yet;
+    - `on_evaluate(state, point)` (optional) after every `on_step` or `on_stop` round that added
+      `point` to `state.history`, so a callback that reads points never depends on its place in the
+      list;
+    - `on_end(state)` once at the end, after every point is known (e.g. to restore chosen weights).
+    """
+
     def on_step(self, state: TrainState) -> None: ...
 
     def on_end(self, state: TrainState) -> None: ...
+
+
+def _notify(callbacks: Sequence[Callback], state: TrainState, hook: str) -> None:
+    """Call `hook` on every callback that has it, then `on_evaluate` for each point that round added."""
+    seen = len(state.history)
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(state)
+    for point in state.history[seen:]:
+        for callback in callbacks:
+            on_evaluate = getattr(callback, "on_evaluate", None)
+            if on_evaluate is not None:
+                on_evaluate(state, point)
+
+
+def trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the tensors training changes (those that require gradients), by state-dict name:
+    what a callback keeps to put a chosen point's weights back with `load_state_dict(strict=False)`."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items() if n in trainable}
 
 
 def plan_steps(num_rows: int, config: TrainConfig) -> tuple[int, int]:
@@ -134,8 +166,7 @@ def fit(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # dropout masks follow the run's seed, not the caller's global state
         model.train()
-        for callback in callbacks:
-            callback.on_step(state)  # step 0: the model before any update
+        _notify(callbacks, state, "on_step")  # step 0: the model before any update
         while state.step < total_steps and not state.stop:
             rows = next(batches)
             inputs, labels = train.batch(rows, device)
@@ -154,9 +185,8 @@ def fit(
             state.step += 1
             state.losses.append(loss.item())
             state.batch_rows, state.batch_row_losses = rows, row_losses.detach().tolist()
-            for callback in callbacks:
-                callback.on_step(state)
-        for callback in callbacks:
-            callback.on_end(state)
+            _notify(callbacks, state, "on_step")
+        _notify(callbacks, state, "on_stop")
+        _notify(callbacks, state, "on_end")
     model.eval()
     return state.history

@@ -175,8 +175,7 @@ class AutoStop(TrainerCallback):
             )
         )  # fmt: skip
         self.losses_since_point = []
-        self.loop.batch_rows, self.loop.batch_row_losses = [], []
-        self.selector.on_step(self.loop)
+        self.selector.on_evaluate(self.loop, self.loop.history[-1])
         if self.loop.stop:
             control.should_training_stop = True
 
