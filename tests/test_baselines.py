@@ -15,12 +15,11 @@ import torch
 
 from conftest import NEGATIVE, POSITIVE, write_split
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, resolve, run
-from modfit.baselines import PROCEDURES
 from modfit.baselines.cube import cluster, clusterer_name, minority_clusters, reduce
 from modfit.baselines.ngram import BigramModel
 from modfit.baselines.scoring import threshold_at_rate
 from modfit.cli import build_parser, settings_from_args
-from modfit.defences import DEFENCES
+from modfit.defences import DEFENCES, procedures
 from modfit.errors import ModfitError
 from modfit.metrics import auroc, detection_scores, rejection_rate
 
@@ -138,8 +137,8 @@ def test_onion_scores_with_a_hugging_face_causal_lm(tmp_path):
 
 
 def test_every_procedure_is_a_defence_preset():
-    assert set(PROCEDURES.names()) == {"bki", "cube", "onion", "purify", "rap", "safe", "strip"}
-    assert set(PROCEDURES.names()) <= set(DEFENCES.names())
+    assert set(procedures()) == {"bki", "cube", "onion", "purify", "rap", "safe", "strip"}
+    assert set(procedures()) <= set(DEFENCES.names())
 
 
 def test_options_are_checked_at_the_edge():

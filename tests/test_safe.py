@@ -12,9 +12,10 @@ import torch
 
 from conftest import separable_rows, write_split
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, resolve, run
-from modfit.baselines import PROCEDURES, safe
+from modfit.baselines import safe
 from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict
 from modfit.data import Example
+from modfit.defences import procedures
 from modfit.errors import ModfitError
 from modfit.metrics import detection_scores
 
@@ -49,7 +50,7 @@ def relabelled(toy, tiny_bert):
 
 
 def test_safe_is_a_registered_procedure_and_preset():
-    assert "safe" in PROCEDURES.names()
+    assert "safe" in procedures()
     assert resolve({"defence": "safe"}).defence == "safe"
 
 

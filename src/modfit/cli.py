@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modfit.config import POISON_MODES
 from modfit.errors import ModfitError
 
 # flag destination → path in the experiment settings
@@ -65,11 +66,10 @@ def _options_type(kind: str, name: str) -> type | None:
 
         return ATTACKS.get(name).options if name in ATTACKS else None
     if kind == "defence":
-        from modfit.baselines import PROCEDURES
-        from modfit.defences import base_defence
+        from modfit.defences import DEFENCES, base_defence
 
         base = base_defence(name)
-        return PROCEDURES.get(base).options if base in PROCEDURES else None
+        return DEFENCES.get(base).options if base in DEFENCES else None
     return None
 
 
@@ -151,7 +151,7 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
         "ImageFolder folder or tar (split/class/file)",
     )
     parser.add_argument("--attack", help="badnet, addsent, syntactic, style, or none; images: patch, blend")
-    parser.add_argument("--mode", choices=["dirty", "clean", "mix"], help="poisoning mode (default dirty)")
+    parser.add_argument("--mode", choices=POISON_MODES, help="poisoning mode (default dirty)")
     parser.add_argument("--poison-rate", type=float, help="share of the training set poisoned (default 0.1)")
     parser.add_argument("--target", type=int, help="target label (default 1)")
     parser.add_argument("--attack-option", action="append", metavar="KEY=VALUE", help="e.g. num_triggers=3")

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from modfit.errors import ModfitError
+from modfit.errors import ModfitError, require
 
 C = TypeVar("C")
+# How poisoned rows are drawn and labelled (`modfit.attacks.poison`): dirty, clean or mixed label.
+POISON_MODES = ("dirty", "clean", "mix")
 
 
 def _number(value: Any, kind: type, where: str) -> Any:
@@ -166,11 +168,6 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ModfitError(message)
-
-
 class Checked:
     """A frozen config record that is valid once constructed, from a file or in Python: each field is
     coerced to its declared type (a nested mapping becomes its record), then `validate()` runs."""
@@ -200,9 +197,12 @@ class AttackConfig(Checked):
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        _check(self.mode in ("dirty", "clean", "mix"), f"attack mode {self.mode!r}: use dirty, clean or mix")
-        _check(0.0 <= self.rate <= 1.0, f"poison rate {self.rate}: use a share between 0 and 1, e.g. 0.1")
-        _check(self.target >= 0, f"target label {self.target}: use a label index >= 0")
+        require(
+            self.mode in POISON_MODES,
+            f"attack mode {self.mode!r}: use {', '.join(POISON_MODES[:-1])} or {POISON_MODES[-1]}",
+        )
+        require(0.0 <= self.rate <= 1.0, f"poison rate {self.rate}: use a share between 0 and 1, e.g. 0.1")
+        require(self.target >= 0, f"target label {self.target}: use a label index >= 0")
 
 
 @dataclass(frozen=True)
@@ -216,9 +216,9 @@ class ModelConfig(Checked):
     image_size: int | None = None
 
     def validate(self) -> None:
-        _check(self.pooling in (None, "cls", "mean"), f"pooling {self.pooling!r}: use cls or mean")
-        _check(self.max_length >= 8, f"max_length {self.max_length}: use at least 8 tokens")
-        _check(
+        require(self.pooling in (None, "cls", "mean"), f"pooling {self.pooling!r}: use cls or mean")
+        require(self.max_length >= 8, f"max_length {self.max_length}: use at least 8 tokens")
+        require(
             self.image_size is None or self.image_size >= 8,
             f"image_size {self.image_size}: use at least 8 px",
         )
@@ -259,22 +259,22 @@ class TrainConfig(Checked):
     group_by_length: bool = True
 
     def validate(self) -> None:
-        _check(self.epochs > 0, f"epochs {self.epochs}: use a positive number (fractions allowed)")
-        _check(self.lr > 0, f"lr {self.lr}: use a positive learning rate, e.g. 2e-5")
-        _check(self.batch_size >= 1, f"batch_size {self.batch_size}: use at least 1")
-        _check(
+        require(self.epochs > 0, f"epochs {self.epochs}: use a positive number (fractions allowed)")
+        require(self.lr > 0, f"lr {self.lr}: use a positive learning rate, e.g. 2e-5")
+        require(self.batch_size >= 1, f"batch_size {self.batch_size}: use at least 1")
+        require(
             self.head_lr_scale > 0,
             f"head_lr_scale {self.head_lr_scale}: use a positive multiple of lr, e.g. 10",
         )
-        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio {self.warmup_ratio}: use a share in [0, 1)")
-        _check(self.eval_every >= 0, f"eval_every {self.eval_every}: use steps >= 0 (0 = automatic)")
-        _check(self.eval_size is None or self.eval_size > 0, "eval_size: use a positive row count")
-        _check(0 <= self.eval_share <= 1, f"eval_share {self.eval_share}: use a share in [0, 1], e.g. 0.3")
-        _check(
+        require(0 <= self.warmup_ratio < 1, f"warmup_ratio {self.warmup_ratio}: use a share in [0, 1)")
+        require(self.eval_every >= 0, f"eval_every {self.eval_every}: use steps >= 0 (0 = automatic)")
+        require(self.eval_size is None or self.eval_size > 0, "eval_size: use a positive row count")
+        require(0 <= self.eval_share <= 1, f"eval_share {self.eval_share}: use a share in [0, 1], e.g. 0.3")
+        require(
             self.precision in ("auto", "fp32", "bf16", "fp16"),
             f"precision {self.precision!r}: use auto, fp32, bf16 or fp16",
         )
-        _check(
+        require(
             self.select in ("last", "best-dev", "auto"), f"select {self.select!r}: use last, best-dev or auto"
         )
 
@@ -301,8 +301,8 @@ class Experiment(Checked):
     preset_applied: bool = False
 
     def validate(self) -> None:
-        _check(self.train_size is None or self.train_size > 0, "train_size: use a positive row count")
-        _check(
+        require(self.train_size is None or self.train_size > 0, "train_size: use a positive row count")
+        require(
             self.poison_test is None or self.attack.name == "none",
             f"poison_test {self.poison_test}: a file of triggered test rows is for --attack none; "
             f"attack {self.attack.name!r} makes its own",

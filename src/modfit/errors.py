@@ -3,3 +3,9 @@
 
 class ModfitError(Exception):
     """Bad input or an impossible request. The CLI prints the message on one line and exits 2."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Options validation: a failed check is one line naming the option."""
+    if not condition:
+        raise ModfitError(message)

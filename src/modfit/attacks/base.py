@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from modfit.config import AttackConfig, from_dict
+from modfit.config import AttackConfig
 from modfit.data.example import Example
 from modfit.errors import ModfitError
-from modfit.registry import Registry
+from modfit.registry import Entry, Registry
 
 
 class Trigger(Protocol):
@@ -26,16 +26,9 @@ class Trigger(Protocol):
     def apply(self, content: Any, rng: random.Random) -> Any: ...
 
 
-@dataclass(frozen=True)
-class AttackKind:
-    """A registered attack: its typed options (a frozen dataclass with `validate()`) and the function
-    that builds its trigger from them and the dataset's folder (where paraphrase tables live)."""
-
-    options: type
-    build: Callable[[Any, Path | None], Trigger]
-
-
-ATTACKS: Registry[AttackKind] = Registry("attack")
+# An attack's entry builds its trigger: `build(options, dataset_folder) -> Trigger`, where the folder
+# is the dataset's (paraphrase tables live there) and `options` a frozen dataclass with `validate()`.
+ATTACKS: Registry[Entry] = Registry("attack")
 Options = TypeVar("Options")
 
 
@@ -43,19 +36,13 @@ def attack(
     name: str, options: type[Options]
 ) -> Callable[[Callable[[Options, Path | None], Trigger]], Callable]:
     """Register `build(options, dataset_folder) -> Trigger` as attack `name` with its options record."""
-
-    def decorate(build: Callable[[Options, Path | None], Trigger]) -> Callable:
-        ATTACKS.register(name)(AttackKind(options, build))
-        return build
-
-    return decorate
+    return ATTACKS.register(name, options)
 
 
 def parse_attack_options(config: AttackConfig) -> Any:
     """The attack's options as its typed record: unknown keys, wrong types and bad values are one line,
     found without reading any file (so a grid checks every cell's attack before it starts)."""
-    kind = ATTACKS.get(config.name)
-    return from_dict(kind.options, config.options, where=f"{config.name} options")
+    return ATTACKS.parse(config.name, config.options)
 
 
 def make_trigger(config: AttackConfig, dataset_folder: Path | None = None) -> Trigger:

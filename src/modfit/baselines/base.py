@@ -15,13 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from modfit.config import Experiment, from_dict
+from modfit.config import Experiment
 from modfit.data import Example
-from modfit.defences import base_defence
+from modfit.defences import DEFENCES, base_defence
 from modfit.encoding import Encoder
-from modfit.errors import ModfitError
 from modfit.prepare import PoisonedData, prepare_data
-from modfit.registry import Registry
 from modfit.result import RunResult
 from modfit.training_run import train_once
 
@@ -57,41 +55,21 @@ class Context:
         )
 
 
-@dataclass(frozen=True)
-class Procedure:
-    """A registered baseline: its typed options and the function that runs it."""
-
-    options: type
-    run: Callable[[Context, Any], RunResult]
-
-
-PROCEDURES: Registry[Procedure] = Registry("defence procedure")
-
-
 def procedure(name: str, options: type[Options]) -> Callable[[Callable], Callable]:
-    """Register `function(context, options) -> RunResult` as the procedure of defence `name`."""
-
-    def decorate(function: Callable[[Context, Options], RunResult]) -> Callable:
-        PROCEDURES.register(name)(Procedure(options, function))
-        return function
-
-    return decorate
+    """Register `function(context, options) -> RunResult` as the procedure of defence `name`, with its
+    options record: the baseline's `Defence` (`modfit.defences`), text-only, changing no setting."""
+    return DEFENCES.register(name, options)
 
 
 def parse_options(experiment: Experiment) -> Any:
-    """The experiment's `defence_options` as the procedure's typed options (unknown keys are errors)."""
-    name = base_defence(experiment.defence)
-    return from_dict(PROCEDURES.get(name).options, experiment.defence_options, where=f"{name} options")
+    """The experiment's `defence_options` as its defence's typed options (unknown keys are errors; a
+    preset takes none)."""
+    return DEFENCES.parse(base_defence(experiment.defence), experiment.defence_options)
 
 
 def check_defence_options(experiment: Experiment) -> None:
     """Validate options at the edge: a preset defence takes none, a baseline its own."""
-    if base_defence(experiment.defence) in PROCEDURES:
-        parse_options(experiment)
-    elif experiment.defence_options:
-        raise ModfitError(
-            f"defence {experiment.defence!r} takes no options; baselines with options: {', '.join(PROCEDURES.names())}"
-        )
+    parse_options(experiment)
 
 
 def run_procedure(
@@ -105,11 +83,5 @@ def run_procedure(
     started = time.perf_counter()
     options = parse_options(experiment)
     context = Context(experiment, data or prepare_data(experiment), progress, tuple(extra_callbacks), encoder)
-    result = PROCEDURES.get(base_defence(experiment.defence)).run(context, options)
+    result = DEFENCES.get(base_defence(experiment.defence)).procedure(context, options)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)
-
-
-def require(condition: bool, message: str) -> None:
-    """Options validation: a failed check is one line naming the option."""
-    if not condition:
-        raise ModfitError(message)

@@ -16,9 +16,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from modfit.baselines.base import Context, procedure, require
+from modfit.baselines.base import Context, procedure
 from modfit.baselines.filtering import RowVerdict, filter_and_retrain
 from modfit.baselines.scoring import encode_texts, features
+from modfit.errors import require
 from modfit.result import RunResult
 
 

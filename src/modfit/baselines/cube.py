@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
-from modfit.baselines.base import Context, procedure, require
+from modfit.baselines.base import Context, procedure
 from modfit.baselines.filtering import RowVerdict, filter_and_retrain
 from modfit.baselines.scoring import encode_texts, features
-from modfit.errors import ModfitError
+from modfit.errors import ModfitError, require
 from modfit.result import RunResult
 
 

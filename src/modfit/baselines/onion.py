@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from modfit.baselines.base import Context, procedure, require
+from modfit.baselines.base import Context, procedure
 from modfit.baselines.causal_lm import CausalLM
 from modfit.baselines.guard import Guarded, guard_outcome
 from modfit.baselines.ngram import BigramModel
 from modfit.baselines.scoring import threshold_at_rate
 from modfit.data import subsample
+from modfit.errors import require
 from modfit.result import RunResult
 
 

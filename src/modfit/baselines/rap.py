@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
-from modfit.baselines.base import Context, procedure, require
+from modfit.baselines.base import Context, procedure
 from modfit.baselines.guard import Guarded, guard_outcome
 from modfit.baselines.scoring import encode_texts, probabilities, threshold_at_rate
 from modfit.encoding import Encoded
-from modfit.errors import ModfitError
+from modfit.errors import ModfitError, require
 from modfit.result import RunResult
 
 POSITION = 1  # after [CLS] / <s>

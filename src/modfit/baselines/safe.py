@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import torch
 
-from modfit.baselines.base import Context, procedure, require
+from modfit.baselines.base import Context, procedure
 from modfit.baselines.scoring import probabilities
 from modfit.config import TrainConfig
 from modfit.data import Example, subsample
-from modfit.errors import ModfitError
+from modfit.errors import ModfitError, require
 from modfit.evaluate import predict
 from modfit.metrics import accuracy, detection_scores
 from modfit.model import load_classifier

@@ -15,11 +15,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from modfit.baselines.base import Context, procedure, require
+from modfit.baselines.base import Context, procedure
 from modfit.baselines.filtering import RowVerdict, filter_and_retrain
 from modfit.baselines.guard import Guarded, guard_outcome
 from modfit.baselines.scoring import encode_texts, probabilities, threshold_at_rate
 from modfit.data import subsample
+from modfit.errors import require
 from modfit.result import RunResult
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modfit.config import from_dict, read_yaml
+from modfit.config import POISON_MODES, from_dict, read_yaml
 from modfit.errors import ModfitError
 from modfit.representations import RepresentationOptions
 
@@ -204,7 +204,7 @@ def parse_spec(data: Any, source: str = "spec") -> StudySpec:
         raise ModfitError(f"{source}: two defences share the name; name each one differently")
     modes = _typed(_axis(data, "mode", source), str, "modes", source)
     for mode in modes:
-        if mode not in ("dirty", "clean", "mix"):
+        if mode not in POISON_MODES:
             raise ModfitError(f"{source}: mode {mode!r}: use dirty, clean or mix")
     representations, representations_for = _representations(data.get("representations"), source)
     return StudySpec(

@@ -10,15 +10,15 @@ the frozen backbone; with `reparam` one generator produces every adapter tensor 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from modfit.errors import ModfitError
+from modfit.model import replace_module
 from modfit.tuning.base import TUNING
 from modfit.tuning.reparam import ReparamConfig
-from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, make_generator, parse_options
+from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, make_generator
 
 HEAD = ["head.weight", "head.bias"]
 PLACES = ("attention.output.dense", "output.dense")
@@ -59,17 +59,15 @@ class AdaptedLinear(Wrapper):
         return self.adapter(self.base(hidden))
 
 
-@TUNING.register("adapter")
-def adapter(model: nn.Module, options: dict[str, Any]) -> TunedClassifier:
-    config = parse_options(AdapterOptions, options, "adapter")
+@TUNING.register("adapter", AdapterOptions)
+def adapter(model: nn.Module, config: AdapterOptions) -> TunedClassifier:
     for layer in encoder_layers(model, "adapter", PLACES):
         for place in PLACES:
-            parent, _, name = place.rpartition(".")
             base = layer.get_submodule(place)
             if not isinstance(base, nn.Linear):
                 raise ModfitError(f"adapter: {place} is a {type(base).__name__}, not a linear layer")
-            setattr(layer.get_submodule(parent), name, AdaptedLinear(base, config.bottleneck))
+            replace_module(layer, place, AdaptedLinear(base, config.bottleneck))
     tuned = [name for name, _ in model.named_parameters() if ".adapter." in name] + HEAD
     if config.reparam is None:
-        return build(model, "adapter", options, tuned)
-    return build(model, "adapter", options, tuned, {"main": make_generator(model, tuned, config.reparam)})
+        return build(model, "adapter", config, tuned)
+    return build(model, "adapter", config, tuned, {"main": make_generator(model, tuned, config.reparam)})

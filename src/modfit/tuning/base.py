@@ -7,24 +7,24 @@ The training loop only ever sees `parameters()` with `requires_grad`, so a new m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from modfit.registry import Registry
+from modfit.registry import Entry, Registry
 from modfit.tuning.reparam import Generator
 
-TuningMethod = Callable[[nn.Module, dict[str, Any]], nn.Module]
-TUNING: Registry[TuningMethod] = Registry("tuning method")
+# A tuning method's entry: `build(model, options) -> nn.Module`, `options` its frozen dataclass.
+TUNING: Registry[Entry] = Registry("tuning method")
 
 
-def apply_tuning(model: nn.Module, method: str, options: dict[str, Any], seed: int = 0) -> nn.Module:
+def apply_tuning(model: nn.Module, method: str, options: Mapping[str, Any], seed: int = 0) -> nn.Module:
     """The method applied to `model`; the new tensors' initialisation follows `seed` only."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return TUNING.get(method)(model, dict(options))
+        return TUNING.get(method).build(model, TUNING.parse(method, options))
 
 
 def count_trainable(model: nn.Module) -> int:

@@ -10,14 +10,13 @@ frozen backbone plus the generated head.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from torch import nn
 
 from modfit.errors import ModfitError
 from modfit.tuning.base import TUNING
 from modfit.tuning.reparam import ReparamConfig
-from modfit.tuning.tuned import TunedClassifier, build, make_generator, parse_options
+from modfit.tuning.tuned import TunedClassifier, build, make_generator
 
 HEAD = ["head.weight", "head.bias"]
 
@@ -39,11 +38,10 @@ class LoraOptions:
             raise ModfitError("lora target_modules: name at least one linear layer, e.g. [query, value]")
 
 
-@TUNING.register("lora")
-def lora(model: nn.Module, options: dict[str, Any]) -> TunedClassifier:
+@TUNING.register("lora", LoraOptions)
+def lora(model: nn.Module, config: LoraOptions) -> TunedClassifier:
     from peft import LoraConfig, inject_adapter_in_model
 
-    config = parse_options(LoraOptions, options, "lora")
     peft_config = LoraConfig(
         r=config.rank,
         lora_alpha=config.alpha,
@@ -61,9 +59,9 @@ def lora(model: nn.Module, options: dict[str, Any]) -> TunedClassifier:
     a_names = [name for name in names if ".lora_A." in name]
     b_names = [name for name in names if ".lora_B." in name]
     if config.reparam is None:
-        return build(model, "lora", options, a_names + b_names + HEAD)
+        return build(model, "lora", config, a_names + b_names + HEAD)
     generators = {
         "main": make_generator(model, a_names + HEAD, config.reparam),
         "lora_b": make_generator(model, b_names, config.reparam, zero_input=True),
     }
-    return build(model, "lora", options, a_names + b_names + HEAD, generators)
+    return build(model, "lora", config, a_names + b_names + HEAD, generators)

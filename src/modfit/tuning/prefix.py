@@ -14,7 +14,6 @@ each virtual token has an `in_dim` embedding → W1 → tanh → W2 → its key 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +22,7 @@ from torch.nn.functional import scaled_dot_product_attention
 from modfit.errors import ModfitError
 from modfit.tuning.base import TUNING
 from modfit.tuning.reparam import ReparamConfig
-from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, make_generator, parse_options
+from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, make_generator
 
 HEAD = ["head.weight", "head.bias"]
 ATTENTION_PARTS = ("query", "key", "value", "dropout")
@@ -84,17 +83,16 @@ class PrefixSelfAttention(Wrapper):
         return output.transpose(1, 2).reshape(*hidden_states.shape[:2], -1), None
 
 
-@TUNING.register("prefix")
-def prefix(model: nn.Module, options: dict[str, Any]) -> TunedClassifier:
-    config = parse_options(PrefixOptions, options, "prefix")
+@TUNING.register("prefix", PrefixOptions)
+def prefix(model: nn.Module, config: PrefixOptions) -> TunedClassifier:
     parts = tuple(f"attention.self.{part}" for part in ATTENTION_PARTS)
     for layer in encoder_layers(model, "prefix", parts):
         layer.attention.self = PrefixSelfAttention(layer.attention.self, config.tokens, config.init_std)
     prefixes = [name for name, _ in model.named_parameters() if ".prefix_" in name]
     if config.reparam is None:
-        return build(model, "prefix", options, prefixes + HEAD)
+        return build(model, "prefix", config, prefixes + HEAD)
     generators = {
         "prefix": make_generator(model, prefixes, config.reparam, rows=config.tokens),
         "head": make_generator(model, HEAD, config.reparam),
     }
-    return build(model, "prefix", options, prefixes + HEAD, generators)
+    return build(model, "prefix", config, prefixes + HEAD, generators)

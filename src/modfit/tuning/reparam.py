@@ -20,14 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from modfit.errors import ModfitError
+from modfit.errors import require
 
 INITS = ("matched", "paper")
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ModfitError(message)
 
 
 @dataclass(frozen=True)
@@ -48,10 +43,10 @@ class ReparamConfig:
     scale: float = 1.0
 
     def validate(self) -> None:
-        _check(self.in_dim >= 1, f"reparam in_dim {self.in_dim}: use at least 1")
-        _check(self.mid_dim >= 1, f"reparam mid_dim {self.mid_dim}: use at least 1 (the paper uses 1-4)")
-        _check(self.init in INITS, f"reparam init {self.init!r}: use {' or '.join(INITS)}")
-        _check(self.scale >= 0, f"reparam scale {self.scale}: use a scale >= 0")
+        require(self.in_dim >= 1, f"reparam in_dim {self.in_dim}: use at least 1")
+        require(self.mid_dim >= 1, f"reparam mid_dim {self.mid_dim}: use at least 1 (the paper uses 1-4)")
+        require(self.init in INITS, f"reparam init {self.init!r}: use {' or '.join(INITS)}")
+        require(self.scale >= 0, f"reparam scale {self.scale}: use a scale >= 0")
 
 
 def _linear_init_(tensor: torch.Tensor) -> None:

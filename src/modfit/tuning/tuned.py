@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from modfit.config import from_dict
+from modfit.config import to_dict
 from modfit.errors import ModfitError
-from modfit.model import Classifier
+from modfit.model import Classifier, replace_module
 from modfit.tuning.base import apply_tuning
 from modfit.tuning.reparam import Generator, ReparamConfig
 
@@ -144,22 +144,12 @@ def restored_encoder(encoder: nn.Module, merge: bool = False) -> nn.Module:
         if isinstance(module, BaseTunerLayer):
             if merge:
                 module.merge()
-            _replace(restored, name, module.get_base_layer())
+            replace_module(restored, name, module.get_base_layer())
         elif isinstance(module, Wrapper):
             if merge:
                 raise ModfitError(f"{type(module).__name__} cannot be folded into the backbone's weights")
-            _replace(restored, name, module.base)
+            replace_module(restored, name, module.base)
     return restored
-
-
-def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, new)
-
-
-def parse_options(kind: type[Options], options: dict[str, Any], method: str) -> Options:
-    """A method's typed options from the user's dict; unknown keys and bad values are one-line errors."""
-    return from_dict(kind, options, where=f"{method} options")
 
 
 def encoder_layers(classifier: Classifier, method: str, parts: Sequence[str]) -> nn.ModuleList:
@@ -205,16 +195,17 @@ def make_generator(
 def build(
     classifier: Classifier,
     method: str,
-    options: dict[str, Any],
+    options: Any,
     tuned: Sequence[str],
     generators: dict[str, Generator] | None = None,
 ) -> TunedClassifier:
-    """Freeze the backbone; the tuned tensors train unless generators produce them."""
+    """Freeze the backbone; the tuned tensors train unless generators produce them. `options`, the
+    method's options record, is kept as plain data: `save` writes it as the recipe `load_model` reads."""
     classifier.requires_grad_(False)
     if not generators:
         for name in tuned:
             classifier.get_parameter(name).requires_grad_(True)
-    return TunedClassifier(classifier, method, options, tuned, generators)
+    return TunedClassifier(classifier, method, to_dict(options), tuned, generators)
 
 
 def load_model(folder: str | Path) -> nn.Module:

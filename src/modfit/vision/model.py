@@ -17,6 +17,7 @@ from torch import nn
 
 from modfit.config import ModelConfig
 from modfit.errors import ModfitError
+from modfit.model import replace_module
 from modfit.vision.encoding import ImagePreprocess
 
 # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128 (the TF-Lite models' preprocessing).
@@ -75,8 +76,7 @@ def _plain_pointwise_convs(net: nn.Module) -> None:
         plain = nn.Conv2d(module.in_channels, module.out_channels, 1, module.stride, bias=module.bias is not None,
                           groups=module.groups)  # fmt: skip
         plain.load_state_dict(module.state_dict())
-        parent, _, child = name.rpartition(".")
-        setattr(net.get_submodule(parent) if parent else net, child, plain)
+        replace_module(net, name, plain)
 
 
 def _timm(name: str) -> tuple[nn.Module, int, ImagePreprocess]:
@@ -97,8 +97,7 @@ def _torchvision(name: str) -> tuple[nn.Module, int, ImagePreprocess]:
             f"torchvision:{name} has no linear classifier to replace; use a classification model"
         )
     path, layer = last[-1]
-    parent, _, child = path.rpartition(".")
-    setattr(net.get_submodule(parent) if parent else net, child, nn.Identity())
+    replace_module(net, path, nn.Identity())
     return net, layer.in_features, ImagePreprocess(None, IMAGENET_MEAN, IMAGENET_STD)
 
 
