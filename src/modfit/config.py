@@ -188,7 +188,8 @@ class Checked:
 
 @dataclass(frozen=True)
 class AttackConfig(Checked):
-    """How the training data is poisoned (DESIGN.md §1)."""
+    """How the training data is poisoned: which attack, the poisoning `mode`, the poisoned share `rate`
+    of the training set and the attacker's `target` label (README, "The protocol in brief")."""
 
     name: str = "badnet"
     mode: str = "dirty"

@@ -1,4 +1,4 @@
-"""Pure functions from predictions to the numbers modfit reports (DESIGN.md §1)."""
+"""Pure functions from predictions to the numbers modfit reports (README, "The protocol in brief")."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def detection_scores(
     flagged: Sequence[bool], scores: Sequence[float], truth: Sequence[bool]
 ) -> dict[str, float]:
     """Precision, recall and F1 of the flags and AUROC of the scores against the hidden poisoned marks,
-    computed only after a defence has chosen its rows (DESIGN.md §1).
+    computed only after a defence has chosen its rows: a defence never sees which rows are poisoned.
 
     A defence that flags nothing has precision nan (no flag to be right or wrong about) and F1 0.
     """

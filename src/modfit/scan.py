@@ -2,7 +2,7 @@
 hindsight, and rank the training rows by suspicion. Stages only; `modfit.cli` writes the files.
 
 The ranking sees texts and losses only. The hidden `poisoned` marks are read by `detection`, which a
-caller runs after the ranking exists (DESIGN.md §1); a test checks that erasing them changes nothing.
+caller runs after the ranking exists, since a defence never sees them; a test checks that erasing them changes nothing.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ reached its plateau, i.e. the task is learned and mislabelled-looking rows stand
 row's loss is high. `scan` lets it run to the end of training rather than stop at the transition:
 a row's recorded loss is the one from its latest batch, up to an epoch old, so the points after the
 transition still carry the stage's signal, and once the trigger is learned the poisoned rows' losses
-fall to the clean rows' level and add about the same small number to every row (measured on the toy
-run of tests/test_scan.py: AUROC 0.94 to the end against 0.61 when cut at an early transition). The default cut flags rows whose mean is above ln(num_labels): on average worse than a
+fall to the clean rows' level and add about the same small number to every row, so the ranking
+keeps its order while cutting at an early transition would keep only a noisy part of the stage.
+The default cut flags rows whose mean is above ln(num_labels): on average worse than a
 uniform guess, i.e. the model kept treating them as mislabelled.
 
 Only complete points count (every row seen at least once since training began), since a row's value

@@ -2,7 +2,7 @@
 
 Inputs per point: clean dev accuracy (NaN without a dev split), the mean training loss, and the share of
 training rows whose latest loss is above ln(num_labels) — worse than a uniform guess, i.e. rows the
-model treats as mislabelled. Never the `poisoned` flags, never poisoned evaluation data (DESIGN.md §1).
+model treats as mislabelled. Never the `poisoned` flags, never poisoned evaluation data: a defender has neither.
 
 Why these signals. With dirty-label poisoning the poisoned rows carry the target label on texts whose
 content says otherwise. While the model learns the task's main features (moderate-fitting) those rows
@@ -29,18 +29,17 @@ The rule, checked at every point j of the prefix seen so far:
    more than `min_delta` for `dev_patience` points, once it has risen above the untrained model's by
    more than the noise of a dev accuracy (a slow start is not a plateau); the transition is the best dev
    point. The noise is two standard errors of an accuracy near the untrained model's on `dev_size`
-   rows (0.07 on 200 rows near one half), at least `tolerance`: a reparameterized run that starts at
-   chance moved dev accuracy from 0.525 to 0.56 by predicting more of one class, and a margin of 0.01
-   read the flat stretch after that as the end of learning (benchmarks/results/sst2_defences.md).
-   `dev_patience` is 5, not 3, for the same noise: a dev accuracy on 200 rows moves by a few points
-   by chance, and a still-rising curve hid under it for three points (the same preset stopped at dev
-   0.715 / CACC 0.69 in a run whose last step reaches dev 0.78 / CACC 0.76).
+   rows, at least `tolerance`: a reparameterized run that starts at chance moves dev accuracy by a
+   few points just by predicting more of one class, and a smaller margin reads the flat stretch
+   after that as the end of learning. `dev_patience` is 5, not 3, for the same noise: a dev accuracy
+   on a few hundred rows moves by a few points by chance, and a still-rising curve can hide under it
+   for three points (benchmarks/results/sst2_defences.md has the runs).
 
 Both fire online on the prefix (`find_transition` on points 0..j), so training can stop there.
 The mean training loss travels with the signals but no rule reads it yet: it is the mean of the few
-batches between two points, noisy, and in the sanity runs (benchmarks/results/auto_sanity.md) it fell
-throughout training, mixing the clean rows' fitting with the poisoned rows'; the share isolates the
-rows that look mislabelled.
+batches between two points, noisy, and it falls throughout training, mixing the clean rows' fitting
+with the poisoned rows' (benchmarks/results/auto_sanity.md); the share isolates the rows that look
+mislabelled.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def filter_and_retrain(
             f"{context.experiment.defence} flagged every training row; nothing left to train on"
         )
     final = context.train(kept)
-    truth = [e.poisoned for e in rows]  # read only now, after the verdict: DESIGN.md §1
+    truth = [e.poisoned for e in rows]  # read only now, after the verdict: the defence never saw them
     removed = tuple(i for i, flagged in enumerate(verdict.flagged) if flagged)
     metrics = {
         "removed_rows": len(removed),

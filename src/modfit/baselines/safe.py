@@ -134,7 +134,7 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
     final = context.train(kept)
     flagged = tuple(i for i, f in enumerate(verdict.flagged) if f)
     changed = sum(verdict.suggested[i] != rows[i].label for i in flagged)
-    truth = [e.poisoned for e in rows]  # read only now, after the verdict: DESIGN.md §1
+    truth = [e.poisoned for e in rows]  # read only now, after the verdict: the defence never saw them
     metrics = {
         "flagged_rows": len(flagged),
         "flagged_poisoned": sum(truth[i] for i in flagged),

@@ -1,10 +1,10 @@
 """`lora`: low-rank updates W + (alpha/r)·B·A on chosen linear layers, placed by peft.
 
 peft does what it does well here: it finds the target modules, wraps them in its LoRA layers and
-later folds B·A into the base weight for export. modfit adds the reparameterized variant
-(DESIGN.md §2): one generator produces every A and the classifier head, a second one whose `e`
-starts at zero produces every B, so at initialisation every B is exactly zero and the model is the
-frozen backbone plus the generated head.
+later folds B·A into the base weight for export. modfit adds the reparameterized variant of the
+moderate-fitting defence (README, "Defences"): one generator produces every A and the classifier
+head, a second one whose `e` starts at zero produces every B, so at initialisation every B is exactly
+zero and the model is the frozen backbone plus the generated head.
 """
 
 from __future__ import annotations

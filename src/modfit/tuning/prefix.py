@@ -8,7 +8,7 @@ prefix keys and values are concatenated to the layer's own before attention, pos
 
 With `reparam`, Li & Liang's reparameterization with a `mid_dim` bottleneck generates the prefixes:
 each virtual token has an `in_dim` embedding → W1 → tanh → W2 → its key and value in every layer
-(no biases, as in DESIGN.md §2); the head has its own generator.
+(no biases, like every generator here); the head has its own generator.
 """
 
 from __future__ import annotations
