@@ -1,0 +1,71 @@
+"""The grid stores committed under benchmarks/results keep their cells: the hashing of today's
+`Cell.config()` reproduces every stored cell's hash from its stored config, and re-deriving the
+safe study from the spec kept in its store finds every cell it ran, done, under the same hash — no
+new cell to run. Each store is copied to a temporary folder and opened read-only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import astuple
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modfit.config import Experiment, from_dict
+from modfit.grid import expand, parse_spec
+from modfit.grid.cells import ADDED_LATER, Cell, Coordinates
+from modfit.representations import RepresentationOptions
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+STORES = sorted(RESULTS.rglob("*.sqlite"))
+
+
+def read_only_copy(store: Path, tmp_path: Path) -> sqlite3.Connection:
+    copy = tmp_path / store.name
+    shutil.copyfile(store, copy)
+    return sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+
+
+def rebuilt(config: dict) -> Cell:
+    """The cell a stored config describes; a setting left out of the hash was at its ADDED_LATER value."""
+    experiment = config["experiment"]
+    for (*parents, key), value in ADDED_LATER.items():
+        holder = experiment
+        for parent in parents:
+            holder = holder[parent]
+        holder.setdefault(key, value)
+    maps = config.get("representations")
+    where = Coordinates("-", "-", "-", 0.0, "dirty", 0)  # not part of the hash
+    return Cell(
+        where, from_dict(Experiment, experiment), from_dict(RepresentationOptions, maps) if maps else None
+    )
+
+
+def test_there_are_committed_stores():
+    assert any(store.name == "safe.sqlite" for store in STORES)
+
+
+@pytest.mark.parametrize("store", STORES, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_stored_cell_keeps_its_hash(store, tmp_path):
+    with read_only_copy(store, tmp_path) as db:
+        rows = db.execute("SELECT hash, config FROM cells").fetchall()
+    assert rows
+    changed = [digest for digest, config in rows if rebuilt(json.loads(config)).hash != digest]
+    assert not changed, f"{len(changed)} of {len(rows)} cells would get a new hash"
+
+
+def test_the_safe_study_finds_every_cell_it_ran_done(tmp_path):
+    with read_only_copy(RESULTS / "safe" / "stores" / "safe.sqlite", tmp_path) as db:
+        spec = dict(db.execute("SELECT key, value FROM meta"))["spec"]
+        where = {tuple(row[:6]): row[6] for row in db.execute(
+            "SELECT dataset, attack, defence, rate, mode, seed, hash FROM coordinates")}  # fmt: skip
+        status = dict(db.execute("SELECT hash, status FROM cells"))
+    derived = {
+        astuple(cell.coordinates): cell.hash for cell in expand(parse_spec(yaml.safe_load(spec), "safe"))
+    }
+    assert set(where) <= set(derived)
+    assert {k: derived[k] for k in where} == where
+    assert all(status[where[k]] == "done" for k in where)
