@@ -27,7 +27,9 @@ __all__ = ["ATTACK_KINDS", "DEFAULT_EVAL_POINTS", "RULE_EVAL_POINTS", "Outcome",
 def resolve(settings: Mapping[str, Any]) -> Experiment:
     """The defence preset under the user's settings: what the user set explicitly wins."""
     kind = dataset_kind(str(settings.get("dataset", Experiment.dataset)))
-    chosen = merge(defaults(kind), preset(settings.get("defence", "none"), kind))  # `NAME+auto` resolves here
+    model = settings["model"].get("name") if isinstance(settings.get("model"), Mapping) else None
+    # the model's undefended schedule, then the preset (`NAME+auto` resolves here), then the user's settings
+    chosen = merge(defaults(kind, model), preset(settings.get("defence", "none"), kind, model))
     merged = merge(merge(chosen, settings), {"preset_applied": True})
     experiment = from_dict(Experiment, merged, where="experiment")
     check_defence_options(experiment)

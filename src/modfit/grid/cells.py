@@ -104,8 +104,9 @@ def _settings(spec: StudySpec, defence: Any, coordinates: Coordinates, dataset: 
     from modfit.vision.data import dataset_kind
 
     kind = dataset_kind(dataset)
-    shared = merge(defaults(kind), spec.shared)
-    settings = merge(merge(shared, preset(defence.preset, kind)), defence.settings)
+    model = merge(spec.shared, defence.settings).get("model", {}).get("name")
+    shared = merge(defaults(kind, model), spec.shared)
+    settings = merge(merge(shared, preset(defence.preset, kind, model)), defence.settings)
     cell = {
         "dataset": dataset,
         "defence": defence.preset,
