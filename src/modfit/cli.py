@@ -166,7 +166,8 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--defence",
         help="none, fewer-epochs, lower-lr, ... (a preset; flags override it), auto or NAME+auto (stop at "
-        "the end of moderate-fitting), purify, or a baseline: bki, cube, onion, rap, strip",
+        "the end of moderate-fitting), safe or purify (filter the training rows first), or a baseline: "
+        "bki, cube, onion, rap, strip",
     )
     parser.add_argument(
         "--defence-option", action="append", metavar="KEY=VALUE", help="a baseline's option, e.g. frr=0.05"
