@@ -152,7 +152,6 @@ def test_recorder_keeps_latest_losses_per_point():
     state.step, state.batch_rows, state.batch_row_losses = 2, [1, 3], [0.5, 2.0]
     recorder.on_step(state)
     recorder.on_evaluate(state, _point(2))
-    recorder.on_end(state)
     dynamics = recorder.result()
     assert dynamics.steps == (0, 2) and dynamics.losses.dtype == torch.float32
     assert dynamics.losses[0].isnan().all()

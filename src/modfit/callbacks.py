@@ -38,9 +38,6 @@ class Evaluate:
         if not state.history or state.history[-1].step != state.step:
             self._record(state, self.final)
 
-    def on_end(self, state: TrainState) -> None:
-        pass
-
     def _record(self, state: TrainState, data: EvalSet) -> None:
         recent = state.losses[self.losses_seen :]
         self.losses_seen = len(state.losses)
@@ -70,9 +67,6 @@ class KeepBestDev:
     def __init__(self) -> None:
         self.best: EvalPoint | None = None
         self.weights: dict | None = None
-
-    def on_step(self, state: TrainState) -> None:
-        pass
 
     def on_evaluate(self, state: TrainState, point: EvalPoint) -> None:
         if self.best is None or point.dev_acc > self.best.dev_acc:

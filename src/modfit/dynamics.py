@@ -63,9 +63,6 @@ class RecordRowDynamics:
         self.points.append(point)
         self.columns.append(self.latest.clone())
 
-    def on_end(self, state: TrainState) -> None:
-        pass
-
     def result(self) -> RowDynamics:
         losses = torch.stack(self.columns) if self.columns else torch.empty(0, self.num_rows)
         return RowDynamics(

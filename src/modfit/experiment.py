@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modfit.attacks import parse_attack_options
-from modfit.baselines import check_defence_options, run_procedure
+from modfit.baselines import parse_options, run_procedure
 from modfit.config import Experiment, from_dict, merge, to_dict
-from modfit.defences import defaults, has_procedure, preset
+from modfit.defences import defaults, has_procedure, model_name, preset
 from modfit.encoding import Encoder, encode
 from modfit.prepare import ATTACK_KINDS, PoisonedData, eval_subset, prepare_data
 from modfit.result import Outcome, RunResult
@@ -27,12 +27,12 @@ __all__ = ["ATTACK_KINDS", "DEFAULT_EVAL_POINTS", "RULE_EVAL_POINTS", "Outcome",
 def resolve(settings: Mapping[str, Any]) -> Experiment:
     """The defence preset under the user's settings: what the user set explicitly wins."""
     kind = dataset_kind(str(settings.get("dataset", Experiment.dataset)))
-    model = settings["model"].get("name") if isinstance(settings.get("model"), Mapping) else None
+    model = model_name(settings)
     # the model's undefended schedule, then the preset (`NAME+auto` resolves here), then the user's settings
     chosen = merge(defaults(kind, model), preset(settings.get("defence", "none"), kind, model))
     merged = merge(merge(chosen, settings), {"preset_applied": True})
     experiment = from_dict(Experiment, merged, where="experiment")
-    check_defence_options(experiment)
+    parse_options(experiment)  # a preset takes no options, a baseline its own: checked before any data
     if experiment.attack.name != "none":  # a mistyped option fails here, before any data is read
         parse_attack_options(experiment.attack)
     return experiment

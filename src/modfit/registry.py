@@ -69,7 +69,7 @@ class Registry(Generic[E]):
         record = self.get(name).options
         if record is NoOptions and options:
             raise ModfitError(f"{self.kind} {name!r} takes no options, got {sorted(options)[0]!r}")
-        return from_dict(self.get(name).options, options, where=f"{name} options")
+        return from_dict(record, options, where=f"{name} options")
 
     def entries(self) -> list[E]:
         """Every entry, in the order they were registered."""

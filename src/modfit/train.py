@@ -57,12 +57,13 @@ class TrainState:
 
 
 class Callback(Protocol):
-    """What the loop calls, in this order, on every callback of the list:
+    """What the loop calls, in this order, on every callback of the list that has the hook (each is
+    optional):
 
     - `on_step(state)` after every optimisation step, and once at step 0 before any;
-    - `on_stop(state)` (optional) once training has stopped, the model being the final one: an
+    - `on_stop(state)` once training has stopped, the model being the final one: an
       evaluator scores it here if its last step has no point yet;
-    - `on_evaluate(state, point)` (optional) after every `on_step` or `on_stop` round that added
+    - `on_evaluate(state, point)` after every `on_step` or `on_stop` round that added
       `point` to `state.history`, so a callback that reads points never depends on its place in the
       list;
     - `on_end(state)` once at the end, after every point is known (e.g. to restore chosen weights).

@@ -5,6 +5,6 @@ imports it.
 """
 
 from modfit.baselines import bki, cube, onion, purify, rap, safe, strip  # noqa: F401  (registration)
-from modfit.baselines.base import Context, check_defence_options, parse_options, procedure, run_procedure
+from modfit.baselines.base import Context, parse_options, procedure, run_procedure
 
-__all__ = ["Context", "check_defence_options", "parse_options", "procedure", "run_procedure"]
+__all__ = ["Context", "parse_options", "procedure", "run_procedure"]

@@ -67,11 +67,6 @@ def parse_options(experiment: Experiment) -> Any:
     return DEFENCES.parse(base_defence(experiment.defence), experiment.defence_options)
 
 
-def check_defence_options(experiment: Experiment) -> None:
-    """Validate options at the edge: a preset defence takes none, a baseline its own."""
-    parse_options(experiment)
-
-
 def run_procedure(
     experiment: Experiment,
     progress: bool,

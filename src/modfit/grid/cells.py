@@ -100,11 +100,11 @@ def matches(coordinates: Coordinates, pattern: dict[str, Any]) -> bool:
 
 
 def _settings(spec: StudySpec, defence: Any, coordinates: Coordinates, dataset: str, attack: Any) -> dict:
-    from modfit.defences import defaults, preset
+    from modfit.defences import defaults, model_name, preset
     from modfit.vision.data import dataset_kind
 
     kind = dataset_kind(dataset)
-    model = merge(spec.shared, defence.settings).get("model", {}).get("name")
+    model = model_name(merge(spec.shared, defence.settings))
     shared = merge(defaults(kind, model), spec.shared)
     settings = merge(merge(shared, preset(defence.preset, kind, model)), defence.settings)
     cell = {
