@@ -22,7 +22,7 @@ training set exactly as the baseline's does. A run whose metrics.json exists is 
 resumes); runs go one at a time, alone on the machine.
 
     python benchmarks/baseline_schedule.py baseline --out-dir runs/baseline_schedule
-    python benchmarks/baseline_schedule.py reparam --epochs 3 --out-dir runs/baseline_schedule
+    python benchmarks/baseline_schedule.py reparam --epochs 2 --out-dir runs/baseline_schedule
 """
 
 from __future__ import annotations
@@ -56,13 +56,15 @@ class Run:
         return f"{self.defence}_lr{self.lr:g}_ep{self.epochs:g}"
 
 
-def train(run: Run, out_dir: Path, train_size: int | None) -> dict:
+def train(run: Run, out_dir: Path, train_size: int | None, model: str | None) -> dict:
     out = out_dir / run.name
     if not (out / "metrics.json").exists():
         argv = [*COMMAND.split(), "--defence", run.defence, "--lr", str(run.lr), "--epochs", str(run.epochs),
                 "--out", str(out), "--overwrite"]  # fmt: skip
         if train_size:
             argv += ["--train-size", str(train_size)]
+        if model:
+            argv += ["--model", model]
         env = {
             **os.environ,
             "HF_HUB_OFFLINE": "1",
@@ -109,10 +111,11 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--train-size", type=int, default=None, help="default: the full training split")
     parser.add_argument("--epochs", type=float, default=3.0, help="reparam: the chosen baseline's epochs")
+    parser.add_argument("--model", default=None, help="a Hugging Face model (default: the packaged MiniLM)")
     args = parser.parse_args()
     if args.sweep == "baseline":
         runs = [Run("none", lr, epochs) for lr in BASELINE_LRS for epochs in BASELINE_EPOCHS]
-        results = {run: train(run, args.out_dir, args.train_size) for run in runs}
+        results = {run: train(run, args.out_dir, args.train_size, args.model) for run in runs}
         chosen = choose(results)
         print(f"`{COMMAND} --defence none --lr LR --epochs E --out DIR`\n")
         print("\n".join(table(results, chosen)))
@@ -128,7 +131,7 @@ def main() -> None:
         return
     for defence in REPARAM_PRESETS:
         runs = [Run(defence, lr, args.epochs) for lr in REPARAM_LRS]
-        results = {run: train(run, args.out_dir, args.train_size) for run in runs}
+        results = {run: train(run, args.out_dir, args.train_size, args.model) for run in runs}
         chosen = choose(results)
         print(f"\n### {defence}\n")
         print("\n".join(table(results, chosen)))

@@ -120,7 +120,7 @@ def test_prefix_is_online():
 def test_plus_auto_resolves_at_the_edge():
     experiment = resolve({"defence": "lora-reparam+auto"})
     assert experiment.defence == "lora-reparam+auto" and experiment.train.select == "auto"
-    assert experiment.tuning.method == "lora" and experiment.train.lr == 5e-3
+    assert experiment.tuning.method == "lora" and experiment.train.lr == preset("lora-reparam")["train"]["lr"]
     assert resolve({"defence": "auto"}).train.select == "auto"
     assert preset("none+auto") == {"train": {"select": "auto"}} and base_defence("bki+auto") == "bki"
     assert "auto" in DEFENCES and "purify" in DEFENCES

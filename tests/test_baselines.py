@@ -202,7 +202,9 @@ def test_strip_rejects_triggered_inputs_more_often_than_clean_ones(results):
     metrics = results("strip").metrics()
     assert metrics["model_asr"] >= 0.8 and metrics["frr"] <= 0.1
     assert 1 - metrics["far"] >= metrics["frr"] + 0.2
-    assert metrics["asr"] <= metrics["far"] and metrics["cacc"] >= metrics["model_cacc"] - metrics["frr"]
+    assert (
+        metrics["asr"] <= metrics["far"] + 1e-9 and metrics["cacc"] >= metrics["model_cacc"] - metrics["frr"]
+    )
 
 
 def test_strip_as_a_training_filter_flags_mostly_poisoned_rows(results):

@@ -232,7 +232,8 @@ def test_config_file_with_a_flag_overriding_it(tiny_bert, text_dataset, tmp_path
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["epochs"] == 1.0  # the flag wins over the file
     assert config["train"]["batch_size"] == 8 and config["attack"]["rate"] == 0.2  # the file's settings
-    assert config["train"]["lr"] == resolve({"defence": "lower-lr"}).train.lr  # the preset fills the rest
+    preset = resolve({"defence": "lower-lr", "model": {"name": config["model"]["name"]}}).train
+    assert config["train"]["lr"] == preset.lr  # the preset (a dose of this model's baseline) fills the rest
     lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [p["step"] for p in lines] == [0, 2, 4, 6, 8]
     best = max(lines, key=lambda p: p["dev_acc"])

@@ -63,7 +63,8 @@ def test_spec_expands_the_cross_product_less_the_excluded_cells():
     assert not [c for c in cells if c.coordinates.rate == 0.05 and c.coordinates.defence == "slow"]
     by_defence = {c.coordinates.defence: c.experiment for c in cells if c.coordinates.seed == 1}
     assert by_defence["none"].train.epochs == 2.0  # the shared setting
-    assert by_defence["fewer-epochs"].train.epochs == 1.5  # a preset overrides the shared settings
+    # a preset overrides the shared settings: 0.373 of the packaged baseline's 2 epochs, to 0.05
+    assert by_defence["fewer-epochs"].train.epochs == 0.75
     assert by_defence["slow"].train.lr == 1e-6 and by_defence["slow"].defence == "lower-lr"
     addsent = next(c.experiment for c in cells if c.coordinates.attack == "addsent-short")
     assert addsent.attack.options == {"sentence": "I watch"} and addsent.train_size == 500

@@ -331,7 +331,7 @@ def test_image_defaults_sit_under_presets_and_user_settings(image_tar) -> None:
     )
     assert (mine.train.lr, mine.model.image_size) == (5e-5, 32)
     text = resolve({"dataset": "sst2", "defence": "lower-lr"})
-    assert text.train.lr == 1e-5 and text.model.image_size is None
+    assert text.train.lr == 3.7e-5 and text.model.image_size is None
 
 
 def test_poison_and_scan_say_they_take_text(image_tar, tmp_path, capsys) -> None:

@@ -13,6 +13,7 @@ dev accuracy alone, by rules written before the runs (`benchmarks/baseline_sched
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,14 +37,14 @@ class Schedule:
 
 # Any text model but the packaged one: the BERT recipe, TrainConfig's defaults; measure yours the same way.
 BERT_RECIPE = Schedule(lr=TrainConfig.lr, epochs=TrainConfig.epochs)
-# The packaged MiniLM (`model.name` unset) and the share that `fewer-epochs` and `lower-lr` take of it
-# (`lower-lr` at the share of the lr covers the same area under the linearly decayed learning rate,
-# lr × steps / 2, as `fewer-epochs` does). These are still the earlier values (the BERT recipe; 1.5 of
-# 3 epochs, lr 1e-5), so stored cells keep their hashes. The clean-only rules of
-# benchmarks/baseline_schedule.py chose lr 1e-4, 2 epochs and a share of 0.373
-# (benchmarks/results/baseline_schedule.md); they replace these once the demo is re-measured under them.
-PACKAGED_BASELINE = BERT_RECIPE
-PLATEAU_SHARE = 0.5
+# The packaged MiniLM (`model.name` unset): chosen on the clean SST-2 training split by clean dev accuracy
+# (benchmarks/baseline_schedule.py, rule 1; benchmarks/results/baseline_schedule.md). PLATEAU_SHARE is
+# where that run's clean dev accuracy stops rising (rule 2), the share of the baseline's epochs that
+# `fewer-epochs` trains and of its lr that `lower-lr` uses: under linear decay both cover the same area
+# under the learning-rate curve (lr × steps / 2). Studies that ran before these (lr 2e-5, 3 epochs,
+# share 0.5) pin those values in their specs.
+PACKAGED_BASELINE = Schedule(lr=1e-4, epochs=2.0)
+PLATEAU_SHARE = 0.373
 
 TextSettings = dict[str, Any] | Callable[[Schedule], dict[str, Any]]  # fixed, or a dose of the baseline
 
@@ -78,7 +79,7 @@ IMAGE_DEFAULTS: dict[str, Any] = {"model": {"image_size": 64}, "train": {"lr": 1
 _preset("none", {}, image={})
 _preset(
     "fewer-epochs",
-    lambda base: {"train": {"epochs": round(PLATEAU_SHARE * base.epochs, 2)}},
+    lambda base: {"train": {"epochs": round(round(PLATEAU_SHARE * base.epochs / 0.05) * 0.05, 2)}},  # to 0.05
     image={"train": {"epochs": 0.5}},
 )
 _preset(
@@ -88,18 +89,21 @@ _preset(
 )
 
 # Capacity defences (README, "Defences"): reparameterized PEFT. The tuning options are the paper's
-# reference settings. The paper's lr 3e-4 was set for 10 epochs on all of SST-2 and learns nothing in a
-# few dozen steps, so lr and epochs were chosen by measurement (benchmarks/results/reparam_search.md:
-# SST-2 1,000 rows, BadNet 10 %): the setting of each method with the smallest ASR-above-floor at
-# CACC >= 0.78. The paper's settings stay reachable: --lr 3e-4 --epochs 10.
+# reference settings. The paper's lr 3e-4 was set for 10 epochs on all of SST-2 and learns little in a
+# few hundred steps, so each method trains for the baseline's epochs at the lr with the best clean dev
+# accuracy on the clean SST-2 split (benchmarks/baseline_schedule.py, rule 4). The paper's settings stay
+# reachable: --lr 3e-4 --epochs 10.
 REPARAM = {"in_dim": 2, "mid_dim": 2}
+
+
+def _reparam(tuning: dict[str, Any], lr: float) -> TextSettings:
+    return lambda base: {"tuning": tuning, "train": {"lr": lr, "epochs": base.epochs, "batch_size": 32}}
+
+
 _preset(
     "lora-reparam",
-    {
-        "tuning": {"method": "lora", "options": {"rank": 8, "alpha": 16, "target_modules": ["query", "value"],
-                                                 "reparam": REPARAM}},
-        "train": {"lr": 5e-3, "epochs": 2, "batch_size": 32},
-    },
+    _reparam({"method": "lora", "options": {"rank": 8, "alpha": 16, "target_modules": ["query", "value"],
+                                            "reparam": REPARAM}}, lr=3e-3),
     image={
         "tuning": {"method": "lora", "options": {"rank": 8, "alpha": 16, "reparam": REPARAM,
                                                  "target_modules": list(EFFICIENTNET_CONVS)}},
@@ -108,18 +112,9 @@ _preset(
 )  # fmt: skip
 _preset(
     "adapter-reparam",
-    {
-        "tuning": {"method": "adapter", "options": {"bottleneck": 24, "reparam": REPARAM}},
-        "train": {"lr": 3e-3, "epochs": 2, "batch_size": 32},
-    },
+    _reparam({"method": "adapter", "options": {"bottleneck": 24, "reparam": REPARAM}}, 1e-3),
 )
-_preset(
-    "prefix-reparam",
-    {
-        "tuning": {"method": "prefix", "options": {"tokens": 24, "reparam": REPARAM}},
-        "train": {"lr": 1e-2, "epochs": 2, "batch_size": 32},
-    },
-)
+_preset("prefix-reparam", _reparam({"method": "prefix", "options": {"tokens": 24, "reparam": REPARAM}}, 1e-2))
 
 # Beyond the paper (README, "Finding the moderate-fitting point"): `auto` keeps the undefended settings
 # and stops at the end of moderate-fitting found by `modfit.transition`; `NAME+auto` puts that stopping
@@ -182,6 +177,7 @@ def preset(name: str, kind: str = "text", model: str | None = None) -> dict[str,
         settings = defence.image
     elif callable(settings):
         settings = settings(baseline(kind, model))
+    settings = copy.deepcopy(settings)  # a caller may change what it gets; the registered preset stays
     if base == name:
         return settings
     if base == "auto":
