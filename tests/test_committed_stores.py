@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modfit.baselines.safe import SafeOptions
 from modfit.config import Experiment, from_dict
+from modfit.defences import base_defence
+from modfit.experiment import resolve
 from modfit.grid import expand, parse_spec
-from modfit.grid.cells import ADDED_LATER, Cell, Coordinates
+from modfit.grid.cells import ADDED_LATER, OPTIONS_BEFORE, Cell, Coordinates
 from modfit.representations import RepresentationOptions
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -30,13 +33,17 @@ def read_only_copy(store: Path, tmp_path: Path) -> sqlite3.Connection:
 
 
 def rebuilt(config: dict) -> Cell:
-    """The cell a stored config describes; a setting left out of the hash was at its ADDED_LATER value."""
+    """The cell a stored config describes; a setting left out of the hash was at its ADDED_LATER value,
+    and a defence option left out at its OPTIONS_BEFORE value."""
     experiment = config["experiment"]
     for (*parents, key), value in ADDED_LATER.items():
         holder = experiment
         for parent in parents:
             holder = holder[parent]
         holder.setdefault(key, value)
+    for (defence, key), before in OPTIONS_BEFORE.items():
+        if base_defence(experiment["defence"]) == defence:
+            experiment["defence_options"] = {key: before, **experiment["defence_options"]}
     maps = config.get("representations")
     where = Coordinates("-", "-", "-", 0.0, "dirty", 0)  # not part of the hash
     return Cell(
@@ -69,3 +76,17 @@ def test_the_safe_study_finds_every_cell_it_ran_done(tmp_path):
     assert set(where) <= set(derived)
     assert {k: derived[k] for k in where} == where
     assert all(status[where[k]] == "done" for k in where)
+
+
+def test_a_changed_option_default_makes_a_new_cell_and_the_earlier_value_keeps_its_hash():
+    where = Coordinates("sst2", "badnet", "safe", 0.1, "dirty", 0)
+
+    def cell(options: dict) -> Cell:
+        return Cell(where, resolve({"defence": "safe", "defence_options": options}))
+
+    (defence, key), before = next(iter(OPTIONS_BEFORE.items()))
+    assert defence == "safe" and before != SafeOptions().scanner_lr
+    assert cell({}).hash == cell({key: SafeOptions().scanner_lr}).hash  # the present default, written in
+    assert cell({}).config()["experiment"]["defence_options"] == {key: SafeOptions().scanner_lr}
+    assert cell({key: before}).hash != cell({}).hash
+    assert "defence_options" not in cell({key: before}).config()["experiment"]  # as stored before

@@ -40,8 +40,8 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 class SafeOptions:
     action: str = "relabel"
     filter_by: str = "prune_by_noise_rate"  # cleanlab's rule (its default)
-    scanner_epochs: float = 6.0  # the scanner: full fine-tuning on dev (chosen, safe_selection.md)
-    scanner_lr: float = 2e-5
+    scanner_epochs: float = 6.0  # the scanner: full fine-tuning on dev
+    scanner_lr: float = 1e-4  # by 2-fold CV accuracy on clean dev (scanner_schedule.md)
     scanner_batch_size: int = 32
     batch_size: int = 128  # scoring
 
@@ -52,7 +52,7 @@ class SafeOptions:
         )
         require(self.scanner_epochs > 0, f"safe scanner_epochs {self.scanner_epochs}: use a positive number")
         require(
-            self.scanner_lr > 0, f"safe scanner_lr {self.scanner_lr}: use a positive learning rate, e.g. 2e-5"
+            self.scanner_lr > 0, f"safe scanner_lr {self.scanner_lr}: use a positive learning rate, e.g. 1e-4"
         )
         require(
             self.scanner_batch_size >= 1, f"safe scanner_batch_size {self.scanner_batch_size}: use at least 1"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modfit.config import Experiment, merge, to_dict
+from modfit.defences import DEFENCES, base_defence
 from modfit.errors import ModfitError
 from modfit.experiment import resolve
 from modfit.files import canonical_json
@@ -50,6 +51,24 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("train", "precision"): "fp32",
     ("train", "group_by_length"): False,
 }
+# Defence options whose default changed after stores existed: (defence, option) → the earlier default.
+# A stored cell that leaves the option out ran at that value. In the hash an option at its earlier value
+# is left out and one at any other value — the present default included — is written in, so a cell at
+# the new default is a new cell, and one pinned to the earlier value keeps its stored hash.
+OPTIONS_BEFORE: dict[tuple[str, str], Any] = {("safe", "scanner_lr"): 2e-5}
+
+
+def hashed_options(defence: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` as a cell's hash sees them (OPTIONS_BEFORE)."""
+    hashed = dict(options)
+    for (name, key), before in OPTIONS_BEFORE.items():
+        if base_defence(defence) == name:
+            value = hashed.get(key, getattr(DEFENCES.get(name).options(), key))
+            if value == before:
+                hashed.pop(key, None)
+            else:
+                hashed[key] = value
+    return hashed
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,7 @@ class Cell:
     def config(self) -> dict[str, Any]:
         """Everything that decides what the cell computes and records."""
         experiment = to_dict(self.experiment)
+        experiment["defence_options"] = hashed_options(self.experiment.defence, experiment["defence_options"])
         for (*parents, key), default in ADDED_LATER.items():  # older stores keep their cells
             holder = experiment
             for parent in parents:
