@@ -198,45 +198,6 @@ def test_run_applies_the_defence_preset_of_an_experiment_built_in_python(monkeyp
         modfit.run(Experiment(defence="lowr-lr"))
 
 
-def test_stored_cells_keep_their_hashes():
-    """Every cell of the stores committed under benchmarks/results hashes as it did when it ran: a
-    setting its config lacks was added later, and takes the value that reproduces the stored cell."""
-    from modfit.config import merge
-    from modfit.grid.cells import ADDED_LATER, Cell, Coordinates
-    from modfit.representations import RepresentationOptions
-
-    stores = sorted((Path(__file__).parents[1] / "benchmarks" / "results").rglob("*.sqlite"))
-    assert stores
-    for path in stores:
-        with open_store(path) as store:
-            for stored in store.cells():
-                maps = stored.config["representations"]
-                experiment = stored.config["experiment"]
-                for path_keys, value in ADDED_LATER.items():
-                    if path_keys[-1] not in _get(experiment, path_keys[:-1]):
-                        experiment = merge(experiment, _nested(path_keys, value))
-                cell = Cell(
-                    Coordinates(
-                        stored.dataset, stored.attack, stored.defence, stored.rate, stored.mode, stored.seed
-                    ),
-                    resolve(experiment),
-                    from_dict(RepresentationOptions, maps) if maps else None,
-                )
-                assert cell.hash == stored.hash, (path, stored.hash)
-
-
-def _get(tree: dict, keys: tuple) -> dict:
-    for key in keys:
-        tree = tree.get(key, {})
-    return tree
-
-
-def _nested(keys: tuple, value) -> dict:
-    for key in reversed(keys):
-        value = {key: value}
-    return value
-
-
 def test_hf_behind_an_unresponsive_proxy_fails_fast(monkeypatch):
     import modfit.data.hub
 
