@@ -89,8 +89,8 @@ _preset(
 )
 
 # Capacity defences (README, "Defences"): reparameterized PEFT. The tuning options are the paper's
-# reference settings. The paper's lr 3e-4 was set for 10 epochs on all of SST-2 and learns little in a
-# few hundred steps, so each method trains for the baseline's epochs at the lr with the best clean dev
+# reference settings. The paper's lr 3e-4 was set for 10 epochs on all of SST-2 and learned nothing in a
+# few dozen steps at 1,000 rows, so each method trains for the baseline's epochs at the lr with the best clean dev
 # accuracy on the clean SST-2 split (benchmarks/baseline_schedule.py, rule 4). The paper's settings stay
 # reachable: --lr 3e-4 --epochs 10.
 REPARAM = {"in_dim": 2, "mid_dim": 2}
