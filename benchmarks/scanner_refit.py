@@ -20,6 +20,10 @@ before the runs:
   more than 1 point (the tie margin of `scanner_schedule.py`) and it flags no more clean rows; otherwise
   `rounds` stays 1. Every attack and HSOL are held out (nothing here reads a poisoned row).
 
+Result (2026-12-03, `benchmarks/results/scanner_refit.md`): +0.3 points, so `rounds` stayed 1 and the
+option was taken out of `safe`; this script keeps the two-round procedure so that it can be measured
+again (on another model, or a larger dev split).
+
 A fold whose result is in OUT/scanner_refit.json is reused (the run resumes).
 
     python benchmarks/scanner_refit.py --out runs/scanner_refit

@@ -61,9 +61,6 @@ def test_safe_is_a_registered_procedure_and_preset():
         ({"filter_by": "vote"}, "safe filter_by 'vote': use one of prune_by_noise_rate"),
         ({"scanner_epochs": 0}, "safe scanner_epochs 0.0: use a positive number"),
         ({"scanner_lr": -1.0}, "safe scanner_lr -1.0: use a positive learning rate"),
-        ({"rounds": 0}, "safe rounds 0: use 1, or 2 to refit the scanner"),
-        ({"trust": 1.5}, r"safe trust 1.5: use a probability in \(0, 1\]"),
-        ({"refit_epochs": -2}, "safe refit_epochs -2.0: use a positive number"),
         ({"scaner_lr": 1e-3}, "safe options: unknown key 'scaner_lr'"),
     ],
 )
@@ -81,6 +78,12 @@ def test_the_verdict_flags_rows_the_scanner_confidently_disputes():
     assert verdict.flagged == [False] * 18 + [True, True]
     assert verdict.suggested[-2:] == [1, 1]
     assert verdict.scores[-1] == pytest.approx(0.95) and verdict.scores[0] == pytest.approx(0.05)
+
+
+@needs_cleanlab
+def test_a_single_label_cannot_be_disputed():
+    with pytest.raises(ModfitError, match="safe needs training rows of at least two labels"):
+        label_verdict(torch.tensor([[0.2, 0.8]] * 4), [1] * 4, "prune_by_noise_rate")
 
 
 def test_relabel_keeps_every_row_and_drop_removes_the_flagged_ones():
@@ -121,51 +124,6 @@ def test_safe_never_reads_the_poisoned_marks(relabelled, toy, tiny_bert):
     assert seen["flagged_poisoned"] == 0  # the marks were erased, so no row counts as found
     for name in set(known) - set(DETECTION) - {"seconds"}:
         assert seen[name] == pytest.approx(known[name], nan_ok=True), name
-
-
-# a scanner barely fitted, so that its confidences spread and some rows of each label stay untrusted
-REFIT = {"rounds": 2, "trust": 0.55, "scanner_epochs": 1, "scanner_lr": 3e-3}
-
-
-@pytest.fixture(scope="module")
-def refitted(toy, tiny_bert):
-    return run(experiment(toy, tiny_bert, **REFIT), progress=False)
-
-
-@needs_cleanlab
-def test_a_second_round_refits_on_the_trusted_rows_and_judges_only_the_rest(monkeypatch, toy, tiny_bert):
-    fitted, judged = [], []
-    fit_scanner, probabilities = safe.fit_scanner, safe.scanner_probabilities
-    monkeypatch.setattr(
-        safe,
-        "fit_scanner",
-        lambda c, o, rows, epochs: fitted.append((rows, epochs)) or fit_scanner(c, o, rows, epochs),
-    )
-    monkeypatch.setattr(
-        safe,
-        "scanner_probabilities",
-        lambda c, s, rows, b: judged.append(rows) or probabilities(c, s, rows, b),
-    )
-    chosen = experiment(toy, tiny_bert, **REFIT, refit_epochs=3)
-    result = run(chosen, progress=False)
-    train = prepare_data(chosen).train
-    (first, first_epochs), (second, second_epochs) = fitted
-    assert first == [] and first_epochs == 1 and second_epochs == 3
-    assert 0 < len(second) < len(train) and result.metrics()["trusted_rows"] == len(second)
-    assert judged[0] == train and sorted(judged[1] + second, key=repr) == sorted(train, key=repr)
-    flagged = [train[i] for i in result.defence.details["flagged"]]
-    assert flagged and not set(flagged) & set(second)  # a trusted row keeps its label
-
-
-@needs_cleanlab
-def test_a_second_round_never_reads_the_poisoned_marks(refitted, toy, tiny_bert):
-    chosen = experiment(toy, tiny_bert, **REFIT)
-    data = prepare_data(chosen)
-    hidden = dataclasses.replace(data, train=[dataclasses.replace(e, poisoned=False) for e in data.train])
-    blind = run(chosen, progress=False, data=hidden)
-    assert blind.defence.details == refitted.defence.details
-    assert blind.metrics()["trusted_rows"] == refitted.metrics()["trusted_rows"] > 0
-    assert blind.metrics()["trusted_poisoned"] == 0
 
 
 @needs_cleanlab

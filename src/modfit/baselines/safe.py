@@ -9,12 +9,6 @@ caught poisoned row keeps its trigger but now carries its true label, so the tri
 the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
 removes the flagged rows instead. The final model trains on the result with the user's settings.
 
-With `rounds` 2 the scanner is refitted on dev plus the training rows the first round trusts (not
-flagged, and p(given label) ≥ `trust`): a scanner fitted on more clean text judges the remaining rows
-better. It judges only rows it did not train on, so its probabilities stay out-of-sample; the trusted
-rows are kept as they are. A poisoned row trusted by round one (a scanner confidently agreeing with the
-target label) does teach the refitted scanner its trigger: the price of the extra clean text.
-
 What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
 poisoned row the dev-trained scanner itself gets wrong; the scanner is only as good as dev allows.
 Settings and measurements: benchmarks/results/safe_selection.md.
@@ -49,9 +43,6 @@ class SafeOptions:
     scanner_epochs: float = 6.0  # the scanner: full fine-tuning on dev
     scanner_lr: float = 1e-4  # by 2-fold CV accuracy on clean dev (scanner_schedule.md)
     scanner_batch_size: int = 32
-    rounds: int = 1  # 2: refit the scanner on dev + the rows round one trusts
-    trust: float = 0.9  # a row is trusted when unflagged with p(given label) at least this
-    refit_epochs: float = 2.0  # the refitted scanner's epochs (the packaged baseline's)
     batch_size: int = 128  # scoring
 
     def validate(self) -> None:
@@ -66,9 +57,6 @@ class SafeOptions:
         require(
             self.scanner_batch_size >= 1, f"safe scanner_batch_size {self.scanner_batch_size}: use at least 1"
         )
-        require(self.rounds >= 1, f"safe rounds {self.rounds}: use 1, or 2 to refit the scanner")
-        require(0 < self.trust <= 1, f"safe trust {self.trust}: use a probability in (0, 1], e.g. 0.9")
-        require(self.refit_epochs > 0, f"safe refit_epochs {self.refit_epochs}: use a positive number")
         require(self.batch_size >= 1, f"safe batch_size {self.batch_size}: use at least 1")
 
 
@@ -88,15 +76,16 @@ class LabelVerdict:
     suggested: list[int]
 
 
-def fit_scanner(context: Context, options: SafeOptions, trusted: list[Example], epochs: float) -> Scanner:
-    """The victim's encoder, fully fine-tuned on the clean dev split and the `trusted` training rows
-    (none in round one)."""
+def fit_scanner(context: Context, options: SafeOptions) -> Scanner:
+    """The victim's encoder, fully fine-tuned on the clean dev split alone (never a training row)."""
     experiment = context.experiment
     model, tokenizer = load_classifier(experiment.model, context.data.splits.num_labels, experiment.seed)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    config = TrainConfig(epochs=epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size)
-    rows = context.encoder([*context.data.splits.dev, *trusted], tokenizer, experiment.model.max_length)
-    fit(model, rows, config, experiment.seed)
+    config = TrainConfig(
+        epochs=options.scanner_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size
+    )
+    dev = context.encoder(context.data.splits.dev, tokenizer, experiment.model.max_length)
+    fit(model, dev, config, experiment.seed)
     return Scanner(model, tokenizer)
 
 
@@ -131,49 +120,18 @@ def corrected_rows(rows: list[Example], verdict: LabelVerdict, action: str) -> l
             for e, f, new in zip(rows, verdict.flagged, verdict.suggested, strict=True)]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Scan:
-    """The last round's verdict on every row (trusted rows: unflagged, their trusting round's score),
-    the rows the last scanner trained on, and that scanner."""
-
-    verdict: LabelVerdict
-    trusted: tuple[int, ...]
-    scanner: Scanner
-
-
-def scan_labels(context: Context, options: SafeOptions) -> Scan:
-    """`options.rounds` rounds: each fits a scanner on dev + the rows trusted so far and judges the rest."""
-    rows = context.data.train
-    scores, flagged, suggested = [0.0] * len(rows), [False] * len(rows), [e.label for e in rows]
-    trusted: list[int] = []
-    judged = list(range(len(rows)))
-    for round_ in range(options.rounds):
-        if round_:
-            newly = {i for i in judged if not flagged[i] and 1.0 - scores[i] >= options.trust}
-            rest = [i for i in judged if i not in newly]
-            if len({rows[i].label for i in rest}) < 2:
-                break  # confident learning needs two labels among the rows left: the last verdict stands
-            trusted, judged = sorted([*trusted, *newly]), rest
-        epochs = options.scanner_epochs if round_ == 0 else options.refit_epochs
-        scanner = fit_scanner(context, options, [rows[i] for i in trusted], epochs)
-        probs = scanner_probabilities(context, scanner, [rows[i] for i in judged], options.batch_size)
-        verdict = label_verdict(probs, [rows[i].label for i in judged], options.filter_by)
-        for k, i in enumerate(judged):
-            scores[i], flagged[i], suggested[i] = verdict.scores[k], verdict.flagged[k], verdict.suggested[k]
-    return Scan(LabelVerdict(scores, flagged, suggested), tuple(trusted), scanner)
-
-
 @procedure("safe", SafeOptions)
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
-    scanned = scan_labels(context, options)
-    verdict, scanner, trusted = scanned.verdict, scanned.scanner, scanned.trusted
+    scanner = fit_scanner(context, options)
+    probs = scanner_probabilities(context, scanner, rows, options.batch_size)
+    verdict = label_verdict(probs, [e.label for e in rows], options.filter_by)
     test = subsample(context.data.splits.test, context.experiment.train.eval_size, context.experiment.seed)
     scanner_cacc = accuracy(
         predict(scanner.model, context.encoder(test, scanner.tokenizer, context.experiment.model.max_length)),
         [e.label for e in test],
     )
-    del scanner, scanned
+    del scanner
     kept = corrected_rows(rows, verdict, options.action)
     final = context.train(kept)
     flagged = tuple(i for i, f in enumerate(verdict.flagged) if f)
@@ -186,8 +144,6 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         "relabelled_rows": changed if options.action == "relabel" else 0,
         **detection_scores(verdict.flagged, verdict.scores, truth),
         "scanner_cacc": scanner_cacc,
-        "trusted_rows": len(trusted),  # the refitted scanner's extra training rows
-        "trusted_poisoned": sum(truth[i] for i in trusted),
     }
     removed = flagged if options.action == "drop" else ()
     details = {"flagged": flagged, "action": options.action}
