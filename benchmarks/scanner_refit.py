@@ -31,12 +31,10 @@ A fold whose result is in OUT/scanner_refit.json is reused (the run resumes).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
-from scanner_schedule import SEED, halves
+from scanner_schedule import SEED, halves, resumable_results
 
 from modfit import resolve
 from modfit.baselines.safe import label_verdict
@@ -90,12 +88,7 @@ def fold(experiment, num_labels: int, dev: list, held: list, train: list) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    store = args.out / "scanner_refit.json"
-    results = json.loads(store.read_text()) if store.exists() else {}
+    store, results = resumable_results(__doc__.splitlines()[0], "scanner_refit.json")
     experiment = resolve({"dataset": "sst2", "attack": {"name": "none"}, "seed": SEED, "train_size": 3000})
     data = prepare_data(experiment)
     a, b = halves(data.splits.dev, SEED)

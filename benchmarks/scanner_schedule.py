@@ -62,13 +62,18 @@ def fold_accuracy(experiment, num_labels: int, train: list, held: list, lr: floa
     return accuracy(predict(model, held_encoded), held_encoded.labels)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def resumable_results(description: str, filename: str) -> tuple[Path, dict]:
+    """`--out`'s JSON file of finished results (empty when new), for a sweep that resumes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    store = args.out / "scanner_schedule.json"
-    results = json.loads(store.read_text()) if store.exists() else {}
+    store = args.out / filename
+    return store, json.loads(store.read_text()) if store.exists() else {}
+
+
+def main() -> None:
+    store, results = resumable_results(__doc__.splitlines()[0], "scanner_schedule.json")
     experiment = resolve({"dataset": "sst2", "attack": {"name": "none"}, "seed": SEED})
     splits = prepare_data(experiment).splits
     a, b = halves(splits.dev, SEED)
