@@ -1,4 +1,4 @@
-"""The grid stores committed under benchmarks/results keep their cells: the hashing of today's
+"""The grid stores committed under benchmarks/ keep their cells: the hashing of today's
 `Cell.config()` reproduces every stored cell's hash from its stored config, and re-deriving the
 safe study from the spec kept in its store finds every cell it ran, done, under the same hash — no
 new cell to run. Each store is copied to a temporary folder and opened read-only."""
@@ -22,8 +22,8 @@ from modfit.grid import expand, parse_spec
 from modfit.grid.cells import ADDED_LATER, OPTIONS_BEFORE, Cell, Coordinates
 from modfit.representations import RepresentationOptions
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-STORES = sorted(RESULTS.rglob("*.sqlite"))
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+STORES = sorted(BENCHMARKS.rglob("*.sqlite"))
 
 
 def read_only_copy(store: Path, tmp_path: Path) -> sqlite3.Connection:
@@ -52,10 +52,10 @@ def rebuilt(config: dict) -> Cell:
 
 
 def test_there_are_committed_stores():
-    assert any(store.name == "safe.sqlite" for store in STORES)
+    assert any(store.name == "safe_clean_baseline.sqlite" for store in STORES)
 
 
-@pytest.mark.parametrize("store", STORES, ids=lambda p: str(p.relative_to(RESULTS)))
+@pytest.mark.parametrize("store", STORES, ids=lambda p: str(p.relative_to(BENCHMARKS)))
 def test_every_stored_cell_keeps_its_hash(store, tmp_path):
     with read_only_copy(store, tmp_path) as db:
         rows = db.execute("SELECT hash, config FROM cells").fetchall()
@@ -65,13 +65,15 @@ def test_every_stored_cell_keeps_its_hash(store, tmp_path):
 
 
 def test_the_safe_study_finds_every_cell_it_ran_done(tmp_path):
-    with read_only_copy(RESULTS / "safe" / "stores" / "safe.sqlite", tmp_path) as db:
+    store = BENCHMARKS / "safe_clean_baseline" / "stores" / "safe_clean_baseline.sqlite"
+    with read_only_copy(store, tmp_path) as db:
         spec = dict(db.execute("SELECT key, value FROM meta"))["spec"]
         where = {tuple(row[:6]): row[6] for row in db.execute(
             "SELECT dataset, attack, defence, rate, mode, seed, hash FROM coordinates")}  # fmt: skip
         status = dict(db.execute("SELECT hash, status FROM cells"))
     derived = {
-        astuple(cell.coordinates): cell.hash for cell in expand(parse_spec(yaml.safe_load(spec), "safe"))
+        astuple(cell.coordinates): cell.hash
+        for cell in expand(parse_spec(yaml.safe_load(spec), "safe_clean_baseline"))
     }
     assert set(where) <= set(derived)
     assert {k: derived[k] for k in where} == where

@@ -7,7 +7,7 @@ Every text preset is a dose of one undefended schedule, the model's baseline: `f
 share of its epochs, `lower-lr` its epochs at the same share of its lr. Presets count epochs, so their
 dose in steps is a fixed share of the baseline's and grows with the training set as the baseline's
 does. The packaged MiniLM's baseline and the share were chosen on a clean SST-2 training set by clean
-dev accuracy alone, by rules written before the runs (`benchmarks/baseline_schedule.py`; README,
+dev accuracy alone, by rules written before the runs (`benchmarks/baseline_schedule/baseline_schedule.py`; README,
 "Defences").
 """
 
@@ -38,7 +38,7 @@ class Schedule:
 # Any text model but the packaged one: the BERT recipe, TrainConfig's defaults; measure yours the same way.
 BERT_RECIPE = Schedule(lr=TrainConfig.lr, epochs=TrainConfig.epochs)
 # The packaged MiniLM (`model.name` unset): chosen on the clean SST-2 training split by clean dev accuracy
-# (benchmarks/baseline_schedule.py, rule 1; benchmarks/results/baseline_schedule.md). PLATEAU_SHARE is
+# (benchmarks/baseline_schedule/baseline_schedule.py, rule 1; benchmarks/baseline_schedule/results.md). PLATEAU_SHARE is
 # where that run's clean dev accuracy stops rising (rule 2), the share of the baseline's epochs that
 # `fewer-epochs` trains and of its lr that `lower-lr` uses: under linear decay both cover the same area
 # under the learning-rate curve (lr × steps / 2). Studies that ran before these (lr 2e-5, 3 epochs,
@@ -70,7 +70,7 @@ def _preset(name: str, text: TextSettings, image: dict[str, Any] | None = None) 
 
 
 # Images (README, "Vision"): the text doses were measured for MiniLM on SST-2; the image victim
-# (EfficientNet-Lite0, CIFAR-10) has its own, measured in benchmarks/results/vision_settings.md.
+# (EfficientNet-Lite0, CIFAR-10) has its own, measured in benchmarks/vision_settings/results.md.
 # IMAGE_DEFAULTS are the undefended image settings, under everything the user or a study sets. The
 # adapter and prefix methods place modules in a transformer encoder, and the baselines read text, so
 # they are text-only.
@@ -91,7 +91,7 @@ _preset(
 # Capacity defences (README, "Defences"): reparameterized PEFT. The tuning options are the paper's
 # reference settings. The paper's lr 3e-4 was set for 10 epochs on all of SST-2 and learned nothing in a
 # few dozen steps at 1,000 rows, so each method trains for the baseline's epochs at the lr with the best clean dev
-# accuracy on the clean SST-2 split (benchmarks/baseline_schedule.py, rule 4). The paper's settings stay
+# accuracy on the clean SST-2 split (benchmarks/baseline_schedule/baseline_schedule.py, rule 4). The paper's settings stay
 # reachable: --lr 3e-4 --epochs 10.
 REPARAM = {"in_dim": 2, "mid_dim": 2}
 

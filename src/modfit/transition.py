@@ -33,12 +33,12 @@ The rule, checked at every point j of the prefix seen so far:
    few points just by predicting more of one class, and a smaller margin reads the flat stretch
    after that as the end of learning. `dev_patience` is 5, not 3, for the same noise: a dev accuracy
    on a few hundred rows moves by a few points by chance, and a still-rising curve can hide under it
-   for three points (benchmarks/results/sst2_defences.md has the runs).
+   for three points (benchmarks/sst2_defences/results.md has the runs).
 
 Both fire online on the prefix (`find_transition` on points 0..j), so training can stop there.
 The mean training loss travels with the signals but no rule reads it yet: it is the mean of the few
 batches between two points, noisy, and it falls throughout training, mixing the clean rows' fitting
-with the poisoned rows' (benchmarks/results/auto_sanity.md); the share isolates the rows that look
+with the poisoned rows' (benchmarks/auto_sanity/results.md); the share isolates the rows that look
 mislabelled.
 """
 

@@ -11,7 +11,7 @@ removes the flagged rows instead. The final model trains on the result with the 
 
 What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
 poisoned row the dev-trained scanner itself gets wrong; the scanner is only as good as dev allows.
-Settings and measurements: benchmarks/results/safe_selection.md.
+Settings and measurements: benchmarks/safe_selection/results.md.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Two callbacks and the small `Trainer` subclass they need:
   `eval_asr_floor` beside `eval_accuracy` in the trainer's log history — where the TensorBoard and
   W&B integrations read. It measures the trigger it is given and no other: a trigger planted only
   in the dev copy was never in training, so its ASR stays at its floor (measured in
-  benchmarks/results/trainer_callback.md) — a control; with a trigger you suspect or test (a red-team
+  benchmarks/trainer_callback/results.md) — a control; with a trigger you suspect or test (a red-team
   run with a known attack) it shows when that trigger is learned. It never proves a backdoor absent.
 - `RowLossTrainer`: a `Trainer` whose `compute_loss` also records each training row's loss. Rows are
   told apart by an index column (`with_row_index`) that the loss hook takes out before the model
