@@ -55,8 +55,18 @@ def cli_markdown() -> str:
         f"`{parser.format_usage().strip().removeprefix('usage: ')}`",
     ]
     for name, sub in commands.choices.items():
-        lines += ["", f"## modfit {name}", "", f"{helps.get(name) or ''}", "", "| flag | meaning |", "|---|---|"]
-        lines += [_flag_row(action) for action in sub._actions if not isinstance(action, argparse._HelpAction)]
+        lines += [
+            "",
+            f"## modfit {name}",
+            "",
+            f"{helps.get(name) or ''}",
+            "",
+            "| flag | meaning |",
+            "|---|---|",
+        ]
+        lines += [
+            _flag_row(action) for action in sub._actions if not isinstance(action, argparse._HelpAction)
+        ]
     return "\n".join(lines) + "\n"
 
 
