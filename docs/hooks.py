@@ -3,12 +3,16 @@
 - `reference/cli.md`: every command and flag of `modfit.cli.build_parser()`;
 - `reference/api.md`: one mkdocstrings entry per name in `modfit.__all__`;
 - `architecture.md`: the repository's ARCHITECTURE.md;
-- `benchmarks/**`: the studies' READMEs, results and report figures, so that pages may link into them.
+- `benchmarks/**`: the studies' READMEs, results and report figures; a page's `` `benchmarks/...` `` (a
+  study folder or a file of one) becomes a link to it, so that the text stays readable on GitHub and
+  the site links into the studies.
 """
 
 from __future__ import annotations
 
 import argparse
+import posixpath
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +27,8 @@ API_GROUPS = {
     "Errors": ["ModfitError"],
 }  # fmt: skip
 ALIASES = {"train": "fit"}
+STUDY_PATH = re.compile(r"(?<![\[`])`(benchmarks/[\w./-]*)`(?!\])")
+FENCE = re.compile(r"^```")
 
 
 def _flag_row(action: argparse.Action) -> str:
@@ -104,3 +110,32 @@ def on_files(files, config):
             uri = path.relative_to(ROOT).as_posix()
             files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files
+
+
+def _study_target(path: str, files) -> str | None:
+    """The site file a `benchmarks/...` path names: the file itself, or a folder's README."""
+    path = path.rstrip("/")
+    for candidate in (path, f"{path}/README.md"):
+        if files.get_file_from_path(candidate) is not None and candidate.endswith((".md", ".png")):
+            return candidate
+    return None
+
+
+def on_page_markdown(markdown, page, config, files):
+    """`` `benchmarks/x/results.md` `` outside code blocks becomes a link to that page of the site."""
+    here = posixpath.dirname(page.file.src_uri)
+    out, fenced = [], False
+    for line in markdown.split("\n"):
+        if FENCE.match(line.lstrip()):
+            fenced = not fenced
+        if not fenced and "`benchmarks/" in line:
+
+            def link(match):
+                target = _study_target(match.group(1), files)
+                if target is None:
+                    return match.group(0)
+                return f"[`{match.group(1)}`]({posixpath.relpath(target, here or '.')})"
+
+            line = STUDY_PATH.sub(link, line)
+        out.append(line)
+    return "\n".join(out)

@@ -95,9 +95,10 @@ def render_markdown(document: Document) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1600px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px}
-td{text-align:right}td.text,th{text-align:left}th{background:#f3f3f3}
+td{text-align:right;white-space:nowrap}td.text,th{text-align:left}th{background:#f3f3f3}
+.wide{overflow-x:auto}
 img{max-width:100%}figure{margin:1.5em 0}figcaption,.caption{color:#555;font-size:0.9em}
 pre{background:#f6f6f6;padding:0.8em;overflow-x:auto}"""
 
@@ -130,7 +131,9 @@ def render_html(document: Document) -> str:
                 for row in block.rows
             )
             caption = f'<p class="caption">{e(block.caption)}</p>' if block.caption else ""
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{caption}")
+            # a wide table (four attacks × three columns) scrolls inside its box; a number never breaks
+            table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            parts.append(f'<div class="wide">{table}</div>{caption}')
         elif isinstance(block, Figure):
             data = base64.b64encode(block.png).decode("ascii")
             parts.append(
