@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import html
 import posixpath
 import re
 from pathlib import Path
@@ -37,7 +38,7 @@ def _flag_row(action: argparse.Action) -> str:
         names += f" `{action.metavar}`"
     elif action.choices:
         names += " `" + "|".join(str(choice) for choice in action.choices) + "`"
-    meaning = (action.help or "").replace("|", "\\|").replace("\n", " ")
+    meaning = html.escape(action.help or "", quote=False).replace("|", "\\|").replace("\n", " ")
     if action.required:
         meaning += " (required)"
     if action.default not in (None, False, argparse.SUPPRESS) and "default" not in meaning:
@@ -76,6 +77,16 @@ def cli_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _defined_at(name: str) -> str:
+    """Where `modfit.NAME` is defined: `modfit.evaluate` is also a module, so the reference names the
+    function `modfit.evaluate.evaluate` rather than let the module stand for it."""
+    import modfit
+
+    found = getattr(modfit, name)
+    module = getattr(found, "__module__", None)
+    return f"{module}.{found.__qualname__}" if module and hasattr(found, "__qualname__") else f"modfit.{name}"
+
+
 def api_markdown() -> str:
     """The Python API reference: every exported name once, in the groups above, the rest under "More"."""
     import modfit
@@ -95,7 +106,7 @@ def api_markdown() -> str:
     ]
     for title, names in groups.items():
         if names:
-            lines += ["", f"## {title}"] + [f"\n::: modfit.{name}" for name in names]
+            lines += ["", f"## {title}"] + [f"\n::: {_defined_at(name)}" for name in names]
     return "\n".join(lines) + "\n"
 
 

@@ -165,7 +165,9 @@ def test_the_api_reference_has_every_exported_name():
 
     text = hooks().api_markdown()
     for name in set(modfit.__all__) - set(hooks().ALIASES):
-        assert f"::: modfit.{name}\n" in text + "\n"
+        where = hooks()._defined_at(name)
+        assert where.startswith("modfit.") and where.endswith(name)
+        assert f"::: {where}\n" in text + "\n", f"modfit.{name} is missing from the API reference"
 
 
 # --- the examples ------------------------------------------------------------------------------------
