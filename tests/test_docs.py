@@ -262,7 +262,8 @@ def run_shell(block: Block, where: str, capsys) -> None:
 
 
 def run_block(block: Block, where: str, namespace: dict, capsys) -> None:
-    if block.title:
+    if block.title:  # e.g. ```csv title="my_data/train.csv"```: a file the commands after it read
+        Path(block.title).parent.mkdir(parents=True, exist_ok=True)
         Path(block.title).write_text(block.code + "\n", encoding="utf-8")
     if block.language in ("python", "py"):
         exec(compile(block.code, f"{where}:{block.line}", "exec"), namespace)
