@@ -57,7 +57,7 @@ def _packaged_has_no_table(style: str, dataset: str) -> str:
     return (
         f"{style}: the packaged {dataset} has no paraphrase table; give --attack-option table=PATH "
         f"or set MODFIT_DATA to a data root holding {dataset}/paraphrase/{style}.csv; make a table "
-        f"as a CSV text,paraphrase by running {GENERATORS[style]} over the dataset's texts (README, 'Data')"
+        f"as a CSV text,paraphrase by running {GENERATORS[style]} over the dataset's texts (docs/your-own-data.md, 'Data')"
     )
 
 

@@ -72,7 +72,7 @@ def named_dataset_dir(name: str) -> Path | Traversable:
     if packaged is not None:
         return packaged
     layout = f"{name}/train.csv, {name}/dev.csv, {name}/test.csv (columns text,label)"
-    source = f"; README 'Data' builds them from {PUBLIC_SOURCES[name]}" if name in PUBLIC_SOURCES else ""
+    source = f"; docs/your-own-data.md ('Data') builds them from {PUBLIC_SOURCES[name]}" if name in PUBLIC_SOURCES else ""
     if root is None:
         raise ModfitError(
             f"dataset {name!r} is not packaged and there is no data root: "

@@ -70,7 +70,7 @@ def image_dataset_path(name: str) -> Path:
         if root is None:
             raise ModfitError(
                 f"image dataset {name!r} is not packaged and there is no data root: set MODFIT_DATA to a "
-                f"folder holding {NAMED_IMAGE_DATASETS[name]}, {IMAGE_LAYOUT} (README, 'Data')"
+                f"folder holding {NAMED_IMAGE_DATASETS[name]}, {IMAGE_LAYOUT} (docs/your-own-data.md, 'Data')"
             )
         return root / NAMED_IMAGE_DATASETS[name]
     return Path(name)
