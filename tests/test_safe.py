@@ -14,7 +14,7 @@ from conftest import separable_rows, write_split
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, resolve, run
 from modfit.baselines import safe
 from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict
-from modfit.data import Example
+from modfit.data import Example, stratified_sample
 from modfit.defences import procedures
 from modfit.errors import ModfitError
 from modfit.metrics import detection_scores
@@ -144,3 +144,59 @@ def test_detection_is_scored_after_the_choice(monkeypatch, toy, tiny_bert):
         result.metrics()["recall"] == expected["recall"]
         and result.metrics()["precision"] == expected["precision"]
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"trusted": 0}, "safe trusted 0: give at least one trusted row per label"),
+        ({"trusted": 10, "trusted_file": "x.csv"}, "safe trusted and trusted_file: give one"),
+    ],
+)
+def test_the_trusted_budget_is_validated_in_one_line(options, message):
+    with pytest.raises(ModfitError, match=message) as error:
+        resolve({"defence": "safe", "defence_options": options})
+    assert "\n" not in str(error.value)
+
+
+def test_a_stratified_sample_keeps_the_label_shares_and_every_label():
+    rows = [Example(str(i), 0 if i < 90 else 1 if i < 98 else 2) for i in range(100)]
+    sample = stratified_sample(rows, 10, seed=3)
+    assert [sum(e.label == label for e in sample) for label in range(3)] == [8, 1, 1]
+    assert sample == stratified_sample(rows, 10, seed=3) != stratified_sample(rows, 10, seed=4)
+    assert sample == sorted(sample, key=rows.index)  # the split's own order
+    assert stratified_sample(rows, 500, seed=0) == rows
+
+
+def scanner_rows(monkeypatch, chosen) -> list[Example]:
+    """The rows `safe` trains its scanner on, caught at the scanner's fit (the run stops there)."""
+    seen: list[Example] = []
+
+    def caught(context, options, rows):
+        seen.extend(rows)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safe, "fit_scanner", caught)
+    with pytest.raises(KeyboardInterrupt):
+        run(chosen, progress=False)
+    return seen
+
+
+@needs_cleanlab
+def test_a_trusted_budget_trains_the_scanner_on_that_many_dev_rows(monkeypatch, toy, tiny_bert):
+    dev = prepare_data(experiment(toy, tiny_bert)).splits.dev
+    rows = scanner_rows(monkeypatch, experiment(toy, tiny_bert, trusted=12))
+    assert len(rows) == 12 and all(e in dev for e in rows)
+    assert {e.label for e in rows} == {0, 1}
+    assert scanner_rows(monkeypatch, experiment(toy, tiny_bert)) == dev  # unset: the whole dev split
+
+
+@needs_cleanlab
+def test_a_trusted_file_is_the_only_thing_the_scanner_learns_from(monkeypatch, toy, tiny_bert, tmp_path):
+    mine = [("checked good text", 1), ("checked bad text", 0)]
+    write_split(tmp_path / "checked.csv", mine)
+    rows = scanner_rows(monkeypatch, experiment(toy, tiny_bert, trusted_file=str(tmp_path / "checked.csv")))
+    assert rows == [Example(text, label) for text, label in mine]
+    write_split(tmp_path / "one.csv", mine[:1])
+    with pytest.raises(ModfitError, match="the 1 trusted rows carry 1 label; the scanner needs rows of at"):
+        run(experiment(toy, tiny_bert, trusted_file=str(tmp_path / "one.csv")), progress=False)

@@ -16,7 +16,14 @@ import torch
 
 from modfit import resolve
 from modfit.baselines.base import Context
-from modfit.baselines.safe import FILTERS, SafeOptions, fit_scanner, label_verdict, scanner_probabilities
+from modfit.baselines.safe import (
+    FILTERS,
+    SafeOptions,
+    fit_scanner,
+    label_verdict,
+    scanner_probabilities,
+    trusted_rows,
+)
 from modfit.baselines.scoring import features
 from modfit.encoding import encode
 from modfit.evaluate import predict
@@ -56,7 +63,8 @@ def main() -> None:
     candidates["S1 frozen+LR"] = (probs, test_acc, time.perf_counter() - started)
     for name, epochs in (("S2 finetune 3ep", 3.0), ("S3 finetune 6ep", 6.0)):
         started = time.perf_counter()
-        scanner = fit_scanner(context, SafeOptions(scanner_epochs=epochs))
+        options = SafeOptions(scanner_epochs=epochs)
+        scanner = fit_scanner(context, options, trusted_rows(context, options))
         probs = scanner_probabilities(context, scanner, data.train, 128)
         test = encode(data.splits.test, scanner.tokenizer, experiment.model.max_length)
         test_acc = accuracy(predict(scanner.model, test), test.labels)

@@ -9,8 +9,12 @@ caught poisoned row keeps its trigger but now carries its true label, so the tri
 the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
 removes the flagged rows instead. The final model trains on the result with the user's settings.
 
+The trusted rows are the whole clean dev split by default; `trusted=N` takes a seeded,
+label-stratified sample of N of them (a practitioner can check a hundred rows by hand, rarely a whole
+split) and `trusted_file=PATH` the user's own checked rows. Only they train the scanner.
+
 What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
-poisoned row the dev-trained scanner itself gets wrong; the scanner is only as good as dev allows.
+poisoned row the scanner itself gets wrong; the scanner is only as good as its trusted rows allow.
 Settings and measurements: benchmarks/safe_selection/results.md.
 """
 
@@ -24,7 +28,7 @@ import torch
 from modfit.baselines.base import Context, procedure
 from modfit.baselines.scoring import probabilities
 from modfit.config import TrainConfig
-from modfit.data import Example, subsample
+from modfit.data import Example, read_examples, stratified_sample, subsample
 from modfit.errors import ModfitError, require
 from modfit.evaluate import predict
 from modfit.metrics import accuracy, detection_scores
@@ -44,8 +48,19 @@ class SafeOptions:
     scanner_lr: float = 1e-4  # by 2-fold CV accuracy on clean dev (scanner_schedule.md)
     scanner_batch_size: int = 32
     batch_size: int = 128  # scoring
+    trusted: int | None = None  # rows of the clean dev split that train the scanner (None: all)
+    trusted_file: str | None = None  # or the user's own checked rows (text,label)
 
     def validate(self) -> None:
+        require(
+            self.trusted is None or self.trusted >= 1,
+            f"safe trusted {self.trusted}: give at least one trusted row per label, or leave trusted "
+            "unset to train the scanner on the whole clean dev split",
+        )
+        require(
+            self.trusted is None or self.trusted_file is None,
+            "safe trusted and trusted_file: give one (a sample size of the dev split, or a file of your rows)",
+        )
         require(self.action in ACTIONS, f"safe action {self.action!r}: use {' or '.join(ACTIONS)}")
         require(
             self.filter_by in FILTERS, f"safe filter_by {self.filter_by!r}: use one of {', '.join(FILTERS)}"
@@ -76,16 +91,36 @@ class LabelVerdict:
     suggested: list[int]
 
 
-def fit_scanner(context: Context, options: SafeOptions) -> Scanner:
-    """The victim's encoder, fully fine-tuned on the clean dev split alone (never a training row)."""
+def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
+    """The rows the scanner may learn from: never a training row (README, "safe")."""
+    num_labels = context.data.splits.num_labels
+    if options.trusted_file is not None:
+        rows = read_examples(options.trusted_file, num_labels=num_labels)
+    else:
+        dev = context.data.splits.dev
+        rows = (
+            dev
+            if options.trusted is None
+            else stratified_sample(dev, options.trusted, context.experiment.seed)
+        )
+    labels = {e.label for e in rows}
+    require(
+        len(labels) >= 2,
+        f"safe: the {len(rows)} trusted rows carry {len(labels)} label; the scanner needs rows of at least "
+        "two labels: trust more rows",
+    )
+    return rows
+
+
+def fit_scanner(context: Context, options: SafeOptions, rows: list[Example]) -> Scanner:
+    """The victim's encoder, fully fine-tuned on the trusted rows alone (never a training row)."""
     experiment = context.experiment
     model, tokenizer = load_classifier(experiment.model, context.data.splits.num_labels, experiment.seed)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     config = TrainConfig(
         epochs=options.scanner_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size
     )
-    dev = context.encoder(context.data.splits.dev, tokenizer, experiment.model.max_length)
-    fit(model, dev, config, experiment.seed)
+    fit(model, context.encoder(rows, tokenizer, experiment.model.max_length), config, experiment.seed)
     return Scanner(model, tokenizer)
 
 
@@ -123,7 +158,8 @@ def corrected_rows(rows: list[Example], verdict: LabelVerdict, action: str) -> l
 @procedure("safe", SafeOptions)
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
-    scanner = fit_scanner(context, options)
+    trusted = trusted_rows(context, options)
+    scanner = fit_scanner(context, options, trusted)
     probs = scanner_probabilities(context, scanner, rows, options.batch_size)
     verdict = label_verdict(probs, [e.label for e in rows], options.filter_by)
     test = subsample(context.data.splits.test, context.experiment.train.eval_size, context.experiment.seed)
@@ -144,6 +180,7 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         "relabelled_rows": changed if options.action == "relabel" else 0,
         **detection_scores(verdict.flagged, verdict.scores, truth),
         "scanner_cacc": scanner_cacc,
+        "trusted_rows": len(trusted),
     }
     removed = flagged if options.action == "drop" else ()
     details = {"flagged": flagged, "action": options.action}

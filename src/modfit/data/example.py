@@ -46,3 +46,26 @@ def subsample(examples: list[Example], size: int | None, seed: int) -> list[Exam
         return list(examples)
     keep = sorted(random.Random(seed).sample(range(len(examples)), size))
     return [examples[i] for i in keep]
+
+
+def stratified_sample(examples: list[Example], size: int, seed: int) -> list[Example]:
+    """A seeded subset of `size` rows whose labels keep the split's proportions (largest remainder,
+    every label at least once where `size` allows), in their original order; all rows when `size`
+    is at least their number. Used where a few rows must stand for a split, e.g. a trusted budget."""
+    if size >= len(examples):
+        return list(examples)
+    by_label: dict[int, list[int]] = {}
+    for index, example in enumerate(examples):
+        by_label.setdefault(example.label, []).append(index)
+    shares = {label: size * len(rows) / len(examples) for label, rows in sorted(by_label.items())}
+    counts = {label: int(share) for label, share in shares.items()}
+    by_remainder = sorted(shares, key=lambda label: counts[label] - shares[label])  # largest first
+    for label in by_remainder[: size - sum(counts.values())]:
+        counts[label] += 1
+    missing = [label for label, count in counts.items() if count == 0]
+    for label in missing if size >= len(counts) else []:
+        counts[max(counts, key=counts.get)] -= 1  # every label stays represented, at the largest one's cost
+        counts[label] = 1
+    rng = random.Random(seed)
+    keep = sorted(i for label, rows in by_label.items() for i in rng.sample(rows, counts[label]))
+    return [examples[i] for i in keep]
