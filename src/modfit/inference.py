@@ -14,7 +14,7 @@ import torch
 
 from modfit.config import ModelConfig
 from modfit.data.example import Example
-from modfit.encoding import encode
+from modfit.encoding import Encoded, encode
 from modfit.errors import ModfitError
 from modfit.precision import autocast
 
@@ -67,6 +67,8 @@ def encoded(model: torch.nn.Module, data, tokenizer: Any = None, max_length: int
             "predict on texts needs a tokenizer: load the model with modfit.load_model(DIR), or pass "
             "tokenizer= (the one load_classifier returned)"
         )
+    if not data:  # the tokenizer refuses an empty batch
+        return Encoded({"input_ids": []}, [], tokenizer)
     max_length = max_length or getattr(model, "max_length", None) or ModelConfig().max_length
     return encode([Example(text, 0) for text in data], tokenizer, max_length)
 
