@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +65,10 @@ class ShippedModel(nn.Module):
     def save(self, folder: str | Path) -> None:
         """The model, its tokenizer (truncating at the trained `max_length`) and, for the remote-code
         form, the modeling file that `trust_remote_code=True` runs."""
-        from modfit import modeling_modfit
-
         folder = Path(folder)
         self.model.save_pretrained(folder)
         if self.needs_remote_code:
-            shutil.copyfile(modeling_modfit.__file__, folder / MODELING_FILE)
+            (folder / MODELING_FILE).write_bytes((files("modfit") / MODELING_FILE).read_bytes())
         if self.tokenizer is not None:
             tokenizer = copy.deepcopy(self.tokenizer)
             tokenizer.model_max_length = self.max_length
