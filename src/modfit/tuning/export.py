@@ -71,14 +71,14 @@ def to_transformers(model: nn.Module, labels: Sequence[str], about: dict[str, An
     return exported.eval()
 
 
-def _stock_head(stock: nn.Module) -> tuple[nn.Module | None, nn.Linear] | None:
-    """(the stock head's dense layer, or None where it reads the base model's pooler; its output
-    layer), for the two stock head shapes that a pooler plus a linear layer can fill."""
-    head = stock.classifier
-    if isinstance(head, nn.Linear) and getattr(stock.base_model, "pooler", None) is not None:
-        return None, head
-    if hasattr(head, "dense") and isinstance(getattr(head, "out_proj", None), nn.Linear):
-        return head.dense, head.out_proj
+def _first_token_head(classifier: Classifier) -> tuple[nn.Linear, nn.Linear] | None:
+    """(dense, out): the classifier's head written as out(dropout(tanh(dense(first token)))), the
+    shape of every stock sequence-classification head here, or None where it is not that shape.
+    Linear head: `cls` pooling through the encoder's pooler is that dense + tanh. (The paper's head,
+    dense + tanh + out_proj on the first token, is that shape as it is: return its two layers.)"""
+    pooler = getattr(classifier.encoder, "pooler", None)
+    if isinstance(classifier.head, nn.Linear) and classifier.pooling == "cls" and pooler is not None:
+        return pooler.dense, classifier.head
     return None
 
 
@@ -87,9 +87,8 @@ def _stock(classifier: Classifier) -> nn.Module | None:
     from transformers import AutoModelForSequenceClassification
 
     encoder = classifier.encoder
-    pooler = getattr(encoder, "pooler", None)
-    placed = any(isinstance(module, Wrapper) for module in encoder.modules())  # adapters, prefixes
-    if classifier.pooling != "cls" or pooler is None or placed or not isinstance(classifier.head, nn.Linear):
+    head = _first_token_head(classifier)
+    if head is None or any(isinstance(module, Wrapper) for module in encoder.modules()):  # adapters, prefixes
         return None
     config = copy.deepcopy(encoder.config)
     config.num_labels = classifier.num_labels
@@ -98,17 +97,20 @@ def _stock(classifier: Classifier) -> nn.Module | None:
             stock = AutoModelForSequenceClassification.from_config(config)
     except ValueError:  # no sequence classifier for this architecture
         return None
-    parts = _stock_head(stock)
-    if parts is None:
-        return None
-    dense, out = parts
-    state = encoder.state_dict()
-    if dense is None:
-        stock.base_model.load_state_dict(state)
+    dense, out = head
+    state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
+    stock_head, stock_pooler = stock.classifier, getattr(stock.base_model, "pooler", None)
+    if isinstance(stock_head, nn.Linear) and stock_pooler is not None:  # BERT: pooler, then a linear layer
+        stock.base_model.load_state_dict(
+            state | {f"pooler.dense.{k}": v for k, v in dense.state_dict().items()}
+        )
+        stock_head.load_state_dict(out.state_dict())
+    elif isinstance(getattr(stock_head, "dense", None), nn.Linear) and hasattr(stock_head, "out_proj"):
+        stock.base_model.load_state_dict(state)  # RoBERTa: no pooler; its head is dense, tanh, out_proj
+        stock_head.dense.load_state_dict(dense.state_dict())
+        stock_head.out_proj.load_state_dict(out.state_dict())
     else:
-        stock.base_model.load_state_dict({k: v for k, v in state.items() if not k.startswith("pooler.")})
-        dense.load_state_dict(pooler.dense.state_dict())
-    out.load_state_dict(classifier.head.state_dict())
+        return None
     return stock
 
 
