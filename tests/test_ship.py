@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import modfit
-from conftest import error_of
+from conftest import error_of, make_tokenizer
 from modfit import Classifier
 from modfit.cli import main
 from modfit.tuning import apply_tuning, load_model, ship
@@ -41,7 +41,26 @@ CASES = [  # (architecture, method, options, pooling, form)
     ("roberta", "full", {}, "cls", STOCK),
     ("roberta", "lora", REPARAM, "cls", STOCK),
     ("roberta", "adapter", REPARAM, "mean", REMOTE_CODE),
+    ("distilbert", "full", {}, "cls", REMOTE_CODE),  # no pooler: the first token's hidden state
 ]
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert(tmp_path_factory) -> Path:
+    """A 2-layer DistilBERT (no pooler, no token type ids) and its tokenizer."""
+    from transformers import AutoModel, BertTokenizerFast, DistilBertConfig
+
+    folder = tmp_path_factory.mktemp("tiny-distilbert")
+    vocab = make_tokenizer(folder).vocab_size
+    BertTokenizerFast(
+        vocab=str(folder / "vocab.txt"), model_input_names=["input_ids", "attention_mask"]
+    ).save_pretrained(folder)
+    config = DistilBertConfig(
+        vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=80
+    )
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(folder)
+    return folder
 
 
 def tuned(folder: Path, method: str, options: dict, pooling: str) -> torch.nn.Module:
@@ -72,11 +91,11 @@ def pipeline_probabilities(folder: Path, remote: bool, labels: list[str], texts=
 
 @pytest.mark.parametrize(("architecture", "method", "options", "pooling", "form"), CASES)
 def test_every_method_ships_and_pipeline_predicts_what_modfit_predicts(
-    tiny_bert, tiny_roberta, tmp_path, architecture, method, options, pooling, form
+    tiny_bert, tiny_roberta, tiny_distilbert, tmp_path, architecture, method, options, pooling, form
 ):
     from transformers import AutoTokenizer
 
-    folder = tiny_bert if architecture == "bert" else tiny_roberta
+    folder = {"bert": tiny_bert, "roberta": tiny_roberta, "distilbert": tiny_distilbert}[architecture]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = tuned(folder, method, options, pooling)
     shipped = ship(model, tokenizer, method=method, dataset="sst2", max_length=32)

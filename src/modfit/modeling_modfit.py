@@ -120,6 +120,8 @@ def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
 
 def _place_modules(encoder: nn.Module, config: ModfitConfig) -> None:
     """Adapters or prefixes in every transformer layer, where modfit placed them."""
+    if not (config.adapter_bottleneck or config.prefix_tokens):
+        return
     for layer in encoder.encoder.layer:
         if config.adapter_bottleneck:
             for place in ADAPTER_PLACES:

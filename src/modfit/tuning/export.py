@@ -111,7 +111,7 @@ def _stock(classifier: Classifier) -> nn.Module | None:
         stock_head.out_proj.load_state_dict(out.state_dict())
     else:
         return None
-    return stock
+    return stock.to(out.weight.device)
 
 
 def _remote_code(classifier: Classifier) -> nn.Module:
