@@ -108,6 +108,7 @@ def load_model(folder: str | Path, **about: Any) -> ShippedModel:
 
     folder = Path(folder)
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
     config = _shipped_config(folder)
     if config is not None:
         if config["modfit"].get("form") == REMOTE_CODE:
