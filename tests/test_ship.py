@@ -67,12 +67,16 @@ def tuned(folder: Path, method: str, options: dict, pooling: str) -> torch.nn.Mo
     """A tuned tiny classifier whose trained tensors (or generators) moved away from their start."""
     from transformers import AutoModel
 
-    model = apply_tuning(Classifier(AutoModel.from_pretrained(folder), 2, pooling), method, options, seed=1)
+    with torch.random.fork_rng(devices=[]):  # the head's initialisation, whatever ran before
+        torch.manual_seed(0)
+        classifier = Classifier(AutoModel.from_pretrained(folder), 2, pooling)
+    model = apply_tuning(classifier, method, options, seed=1)
     generator = torch.Generator().manual_seed(2)
     with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=generator) * 0.3)
+        for name, p in model.named_parameters():
+            if p.requires_grad:  # generators further: their output moves less than their parameters
+                scale = 1.0 if name.startswith("generators.") else 0.3
+                p.add_(torch.randn(p.shape, generator=generator) * scale)
     return model.eval()
 
 
