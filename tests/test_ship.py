@@ -122,6 +122,24 @@ def test_every_method_ships_and_pipeline_predicts_what_modfit_predicts(
     torch.testing.assert_close(modfit.probabilities(loaded, TEXTS), ours, rtol=0, atol=1e-5)
 
 
+def test_pipeline_with_truncation_sees_a_long_text_as_modfit_does(tiny_bert, tmp_path):
+    """modfit reads at most the trained max_length tokens; the shipped tokenizer truncates there."""
+    from transformers import AutoTokenizer
+
+    model = tuned(tiny_bert, "full", {}, "mean")
+    ship(model, AutoTokenizer.from_pretrained(tiny_bert), max_length=12).save(tmp_path / "model")
+    long = ["good " + "the movie was very dull and boring , " * 6 + "lovely"]
+    loaded = load_model(tmp_path / "model")
+    assert len(loaded.tokenizer(long[0])["input_ids"]) > 12
+    ours = modfit.probabilities(loaded, long)
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(tmp_path / "model"), trust_remote_code=True,
+                        top_k=None, truncation=True)  # fmt: skip
+    theirs = torch.tensor([[{r["label"]: r["score"] for r in classify(long)[0]}[n] for n in loaded.labels]])
+    torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
+
+
 def test_the_modeling_file_needs_only_torch_and_transformers():
     """It ships inside the model folder, where modfit may not be installed."""
     source = Path(modfit.__file__).with_name("modeling_modfit.py").read_text(encoding="utf-8")
@@ -228,7 +246,10 @@ def test_export_writes_a_folder_pipeline_loads(saved_run, tmp_path, capsys):
     assert "trust_remote_code=True" in capsys.readouterr().out
     model = load_model(saved_run / "model")
     ours = modfit.probabilities(model, TEXTS)
-    torch.testing.assert_close(pipeline_probabilities(out, True, model.labels), ours, rtol=0, atol=1e-5)
+    for folder in (saved_run / "model", out):  # what --save-model wrote, and its export
+        torch.testing.assert_close(
+            pipeline_probabilities(folder, True, model.labels), ours, rtol=0, atol=1e-5
+        )
     assert main(["export", str(saved_run), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["export", str(saved_run / "model"), "--out", str(out), "--overwrite"]) == 0
