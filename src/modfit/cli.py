@@ -220,7 +220,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuning", help="which parameters adapt: full, head, ...")
     parser.add_argument("--tuning-option", action="append", metavar="KEY=VALUE")
     parser.add_argument("--poison-test", help="with --attack none: file of triggered test rows for ASR")
-    parser.add_argument("--save-model", action="store_true", help="also write the model to OUT/model")
+    parser.add_argument(
+        "--save-model", action="store_true", help="also write the model to OUT/model (a transformers folder)"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace what a non-empty --out holds (default: refuse it)"
     )
