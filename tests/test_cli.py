@@ -23,7 +23,7 @@ from modfit.encoding import encode
 from modfit.evaluate import predict
 from modfit.experiment import resolve
 from modfit.metrics import accuracy, attack_success_rate
-from modfit.model import Classifier
+from modfit.tuning import load_model
 
 DATA_ROOT = Path(os.environ.get("MODFIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -174,7 +174,7 @@ def test_train_writes_config_history_metrics_plot_and_model(
 
     from transformers import AutoTokenizer
 
-    loaded = Classifier.load(out / "model").eval()
+    loaded = load_model(out / "model")
     tokenizer = AutoTokenizer.from_pretrained(out / "model")
     texts = [e for e in read_examples(text_dataset / "test.csv")]
     inputs, _ = encode(texts, tokenizer, 32).batch(range(len(texts)), torch.device("cpu"))

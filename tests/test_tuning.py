@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from conftest import save_tiny_model, separable_rows
-from modfit import Classifier, Example, ModfitError, TrainConfig, fit, load_model, resolve
+from modfit import Classifier, Example, ModfitError, TrainConfig, fit, resolve
 from modfit.encoding import encode
 from modfit.evaluate import predict
 from modfit.tuning import apply_tuning, count_generated, count_trainable
-from modfit.tuning.export import export_transformers
 from modfit.tuning.prefix import PrefixSelfAttention
 from modfit.tuning.reparam import Generator
 
@@ -157,59 +156,6 @@ def test_prefix_attention_equals_attending_to_extra_tokens(tiny_bert):
         wrapped.prefix_value.copy_(attention.value(extra[0]))
         mine, _ = wrapped(states[:1])
     torch.testing.assert_close(mine, full[:, 3:], rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("options", [{}, REPARAM], ids=["plain", "reparam"])
-@pytest.mark.parametrize("method", METHODS)
-def test_save_and_load_give_identical_logits(tiny_bert, tmp_path, method, options):
-    model = build(tiny_bert, method, options, "mean", seed=3)
-    perturb_trained(model)
-    model.eval()
-    inputs = batch(tiny_bert)
-    model.save(tmp_path / "model", tokenizer=None)
-    loaded = load_model(tmp_path / "model")
-    with torch.no_grad():
-        assert torch.equal(loaded(**inputs), model(**inputs))
-    with pytest.raises(ModfitError, match="load_model"):
-        Classifier.load(tmp_path / "model")
-
-
-@pytest.mark.parametrize("options", [{}, REPARAM], ids=["plain", "reparam"])
-@pytest.mark.parametrize("architecture", ["bert", "roberta"])
-def test_lora_export_gives_the_same_predictions_in_a_transformers_pipeline(
-    tiny_bert, tiny_roberta, tmp_path, architecture, options
-):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
-    folder = tiny_bert if architecture == "bert" else tiny_roberta
-    model = build(folder, "lora", options, "cls", seed=2)
-    perturb_trained(model)
-    model.eval()
-    export_transformers(model, tmp_path / "export", AutoTokenizer.from_pretrained(folder))
-
-    inputs = batch(folder)
-    stock = AutoModelForSequenceClassification.from_pretrained(tmp_path / "export").eval()
-    with torch.no_grad():
-        ours = model(**inputs)
-        torch.testing.assert_close(stock(**inputs).logits, ours, rtol=1e-5, atol=1e-5)
-    labels = [row["label"] for row in pipeline("text-classification", model=str(tmp_path / "export"))(TEXTS)]
-    assert labels == [f"LABEL_{i}" for i in ours.argmax(-1).tolist()]
-
-
-@pytest.mark.parametrize(
-    ("method", "options", "pooling", "message"),
-    [
-        ("adapter", REPARAM, "cls", "no adapter slot"),
-        ("prefix", {}, "cls", "cannot prepend"),
-        ("lora", REPARAM, "mean", "'mean'-pooling classifier"),
-    ],
-)
-def test_export_refuses_what_it_cannot_reproduce_exactly(
-    tiny_bert, tmp_path, method, options, pooling, message
-):
-    with pytest.raises(ModfitError, match=message):
-        export_transformers(build(tiny_bert, method, options, pooling), tmp_path / "export")
-    assert not (tmp_path / "export").exists()
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -220,7 +220,9 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuning", help="which parameters adapt: full, head, ...")
     parser.add_argument("--tuning-option", action="append", metavar="KEY=VALUE")
     parser.add_argument("--poison-test", help="with --attack none: file of triggered test rows for ASR")
-    parser.add_argument("--save-model", action="store_true", help="also write the model to OUT/model")
+    parser.add_argument(
+        "--save-model", action="store_true", help="also write the model to OUT/model (a transformers folder)"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace what a non-empty --out holds (default: refuse it)"
     )
@@ -263,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_study_commands(commands)
+    _add_model_commands(commands)
     return parser
 
 
@@ -308,6 +311,26 @@ def _add_study_commands(commands) -> None:
         help="report only the cells with these values (e.g. defence=none,auto; repeatable): a study's "
         "baselines taken from another study's store, without the rest of that store",
     )  # fmt: skip
+
+
+def _add_model_commands(commands) -> None:
+    export = commands.add_parser(
+        "export", help="write a run's saved model as a transformers folder that pipeline() loads"
+    )
+    export.add_argument("run", help="a run folder trained with --save-model (it holds model/), or its model/")
+    export.add_argument("--out", required=True, help="folder for the exported model")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace what a non-empty --out holds (default: refuse it)"
+    )
+    predict = commands.add_parser(
+        "predict", help="label texts with a saved model: CSV of label, label name and probabilities"
+    )
+    predict.add_argument(
+        "file", help="CSV, TSV or JSONL with a text column, or one text a line; - reads stdin"
+    )
+    predict.add_argument("--model", required=True, help="a saved model: RUN/model, or modfit export's --out")
+    predict.add_argument("--out", help="CSV file to write (default: stdout)")
+    predict.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default 64)")
 
 
 def _text_only(dataset: str, what: str, why: str) -> None:
@@ -414,6 +437,68 @@ def command_demo(args: argparse.Namespace) -> None:
 
     check_folder(args.out, "--out")
     print(run_demo(args.out, train_size=args.train_size, progress=not args.quiet))
+
+
+def _saved_model_folder(run: Path) -> Path:
+    """The model folder of a run folder (RUN/model), or `run` itself where it is one; else one line."""
+    from modfit.output import FINISHED
+
+    if not run.is_dir():
+        raise ModfitError(f"{run}: no such folder; give a run folder trained with --save-model")
+    if (run / "model").is_dir():
+        return run / "model"
+    if (run / "config.json").is_file() and not (run / FINISHED).is_file():  # a model folder itself
+        return run
+    raise ModfitError(
+        f"{run}: no saved model (no model/ folder); train again with --save-model to keep the model"
+    )
+
+
+def command_export(args: argparse.Namespace) -> None:
+    import json
+
+    from modfit.output import FINISHED, check_run_folder, model_about, write_model
+    from modfit.tuning import load_model
+
+    check_run_folder(args.out, args.overwrite)
+    folder = _saved_model_folder(Path(args.run))
+    run = folder.parent  # its settings say what a model saved in modfit's earlier format does not
+    about = {}
+    if (run / FINISHED).is_file() and (run / "config.json").is_file():
+        about = model_about(json.loads((run / "config.json").read_text(encoding="utf-8")))
+    model = load_model(folder, **about)
+    write_model(model, args.out)
+    remote = " (load it with trust_remote_code=True)" if model.needs_remote_code else ""
+    print(
+        f"exported a {model.about.get('form')} model, labels {', '.join(model.labels)} → {args.out}{remote}"
+    )
+
+
+def command_predict(args: argparse.Namespace) -> None:
+    from modfit.data.loaders import read_texts, text_lines
+    from modfit.inference import probabilities
+    from modfit.output import check_file_place, csv_text, write_atomic
+    from modfit.tuning import load_model
+
+    if args.out is not None:
+        check_file_place(args.out, "--out")
+    if args.batch_size < 1:
+        raise ModfitError(f"--batch-size {args.batch_size}: use at least 1")
+    rows = text_lines(sys.stdin.read()) if args.file == "-" else read_texts(args.file)
+    model = load_model(Path(args.model))
+    probs = probabilities(model, [text for _, text in rows], batch_size=args.batch_size)
+    names = model.labels
+    columns = ["row", "text", "label", "label_name", *(f"prob_{name}" for name in names)]
+    table = []
+    for (number, text), p in zip(rows, probs.tolist(), strict=True):
+        label = max(range(len(p)), key=p.__getitem__)
+        table.append({"row": number, "text": text, "label": label, "label_name": names[label],
+                      **{f"prob_{name}": round(value, 6) for name, value in zip(names, p, strict=True)}})  # fmt: skip
+    if args.out is None:
+        sys.stdout.write(csv_text(table, columns))
+    else:
+        write_atomic(args.out, csv_text(table, columns))
+        print(f"predicted {len(table)} rows → {args.out}", file=sys.stderr)
 
 
 def _only_patterns(values: list[str]) -> list[tuple[str, set[str]]]:
@@ -539,7 +624,8 @@ def command_report(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"poison": command_poison, "train": command_train, "scan": command_scan, "demo": command_demo,
-                "grid": command_grid, "report": command_report}  # fmt: skip
+                "grid": command_grid, "report": command_report, "export": command_export,
+                "predict": command_predict}  # fmt: skip
     try:
         code = handlers[args.command](args)
     except ModfitError as err:

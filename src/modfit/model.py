@@ -60,22 +60,9 @@ class Classifier(nn.Module):
     def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
         return self.head(self.dropout(self.features(input_ids, attention_mask, **inputs)))
 
-    def save(self, folder: str | Path, tokenizer=None) -> None:
-        """Encoder in transformers/safetensors format, head beside it."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        self.encoder.save_pretrained(folder)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        save_file(
-            {k: v.contiguous() for k, v in self.head.state_dict().items()}, folder / "modfit_head.safetensors"
-        )
-        meta = {"num_labels": self.num_labels, "pooling": self.pooling}
-        (folder / HEAD_FILE).write_text(json.dumps(meta, indent=2))
-
     @classmethod
     def load(cls, folder: str | Path) -> Classifier:
+        """A classifier in modfit's earlier saved format: encoder, `modfit_head.json` and its tensors."""
         from safetensors.torch import load_file
         from transformers import AutoModel
 

@@ -117,13 +117,41 @@ def write_run(result, out: str | Path, save_model: bool = False) -> None:
     )
     write_atomic(out / "dynamics.png", plot_dynamics({result.experiment.defence: result.history}))
     if save_model:
-        staging = Path(tempfile.mkdtemp(dir=out, prefix=".model."))
-        try:
-            result.model.save(staging, result.tokenizer)
-            _usual_permissions(staging)
-            shutil.rmtree(out / "model", ignore_errors=True)
-            os.replace(staging, out / "model")
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        write_model(shipped_model(result), out / "model")
     write_json(out / FINISHED, result.metrics())  # last: its presence marks a finished run
+
+
+def shipped_model(result):
+    """The run's model as it ships (`modfit.tuning.shipped`), with what it was trained on and with."""
+    from modfit.tuning import ship
+
+    return ship(result.model, result.tokenizer, **model_about(to_dict(result.experiment)))
+
+
+def model_about(experiment: dict[str, Any]) -> dict[str, Any]:
+    """What a shipped model records of its run (an experiment as plain data: a run's config.json);
+    its `dataset` also names the labels (`modfit.data.sources.label_names`)."""
+    tuning = experiment.get("tuning") or {}
+    return {
+        "method": tuning.get("method", "full"),
+        "reparameterized": (tuning.get("options") or {}).get("reparam") is not None,
+        "defence": experiment.get("defence"),
+        "dataset": experiment.get("dataset"),
+        "max_length": (experiment.get("model") or {}).get("max_length"),
+    }
+
+
+def write_model(model, folder: str | Path) -> None:
+    """A shipped model (`ShippedModel`) into `folder`, whole or not at all: written in a temporary
+    folder beside it, then put in place of what `folder` held."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        model.save(staging)
+        _usual_permissions(staging)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

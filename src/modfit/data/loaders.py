@@ -20,7 +20,10 @@ from modfit.errors import ModfitError
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
-__all__ = ["NAMED_DATASETS", "data_root", "dataset_dir", "load_dataset", "load_directory", "read_examples"]
+__all__ = [
+    "NAMED_DATASETS", "data_root", "dataset_dir", "load_dataset", "load_directory", "read_examples",
+    "read_texts", "text_lines",
+]  # fmt: skip
 
 SPLITS = ("train", "dev", "test")
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
@@ -127,6 +130,30 @@ def read_examples(
     if not examples:
         raise ModfitError(f"{path}: no rows; a split needs at least one labelled text")
     return examples
+
+
+def read_texts(path: str | Path, text_column: str = "text") -> list[tuple[int, str]]:
+    """(row number, text) of each row to predict: column `text` of a CSV, TSV or JSONL file (plain or
+    gzipped; a label column may be there or not), or each non-blank line of any other file."""
+    path = Path(path)
+    if Path(path.name.lower().removesuffix(GZIP)).suffix not in FORMATS:
+        return text_lines(_text(path))
+    rows = []
+    for number, record in _rows(path):
+        text = record.get(text_column)
+        if text is None:
+            raise ModfitError(f"{path} row {number}: no column {text_column!r}; name the texts' column text")
+        if not isinstance(text, str) or not text.strip():
+            raise ModfitError(
+                f"{path} row {number}: empty text in column {text_column!r}; remove the row or fill it"
+            )
+        rows.append((number, text))
+    return rows
+
+
+def text_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of each non-blank line: one text a line, as from stdin."""
+    return [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
 def _label(raw: object, where: str, num_labels: int | None) -> int:

@@ -19,9 +19,23 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 NAMED_DATASETS = {"sst2": 2, "hsol": 2, "agnews": 4}
+# label names by label number, for the models that ship (`id2label`); other datasets: LABEL_0, ...
+LABEL_NAMES = {
+    "sst2": ("negative", "positive"),
+    "hsol": ("neither", "hate-or-offensive"),
+    "agnews": ("World", "Sports", "Business", "Sci/Tech"),
+}
 PACKAGED_DATASETS = ("sst2",)
 # where a user who is online gets the rows of a dataset that is not packaged (README, "Data")
 PUBLIC_SOURCES = {"hsol": "hf:tdavidson/hate_speech_offensive", "agnews": "hf:fancyzhx/ag_news"}
+
+
+def label_names(dataset: str | None, num_labels: int) -> list[str]:
+    """The dataset's label names where known, else `LABEL_i` (transformers' own default names)."""
+    known = LABEL_NAMES.get(dataset)
+    if known is not None and len(known) == num_labels:
+        return list(known)
+    return [f"LABEL_{i}" for i in range(num_labels)]
 
 
 def find_data_root() -> Path | None:

@@ -2,6 +2,10 @@
 
 from modfit.tuning import adapter, full, lora, prefix  # noqa: F401  (registration)
 from modfit.tuning.base import TUNING, apply_tuning, count_generated, count_trainable
-from modfit.tuning.tuned import TunedClassifier, load_model
+from modfit.tuning.shipped import ShippedModel, load_model, ship
+from modfit.tuning.tuned import TunedClassifier
 
-__all__ = ["TUNING", "TunedClassifier", "apply_tuning", "count_generated", "count_trainable", "load_model"]
+__all__ = [
+    "TUNING", "ShippedModel", "TunedClassifier", "apply_tuning", "count_generated", "count_trainable",
+    "load_model", "ship",
+]  # fmt: skip

@@ -1,96 +1,163 @@
-"""Export a tuned classifier as a stock transformers model that `pipeline("text-classification")` loads.
+"""A modfit classifier as a transformers model that `pipeline("text-classification")` loads.
 
-Only what maps exactly is exported. LoRA folds into the base weights (W + (alpha/r)·B·A, peft's
-merge), the generated tensors first written in. modfit's `cls` head is the encoder's pooler
-(dense + tanh over the first token) and a linear layer, which is BertForSequenceClassification's
-head, and RobertaForSequenceClassification's once the pooler's dense becomes the head's `dense`.
-Everything else is refused with the reason: mean pooling (no stock head pools that way), adapters
-(stock models have no adapter slot and the GELU bottleneck cannot be folded into a linear layer),
-prefixes (no stock model prepends keys and values). The export checks itself: it compares the logits
-of both models on a probe batch and refuses a model that would not give the same outputs.
+Every tuning method exports, with its generated tensors materialised and LoRA folded into the base
+weights (W + (alpha/r)·B·A, peft's merge). Two forms, recorded in `config.json` under `modfit.form`:
+
+- `stock`: a stock `…ForSequenceClassification` where one expresses the model exactly: `cls`
+  pooling through the encoder's pooler (dense + tanh over the first token) and a linear head, with
+  no adapter or prefix (full, head or LoRA tuning on BERT, RoBERTa, …). BERT's head is that pooler
+  plus a linear layer; RoBERTa's is the same once the pooler's dense becomes the head's `dense`.
+- `remote-code`: `modeling_modfit.py` (shipped beside the weights) where none does: mean pooling
+  (the packaged MiniLM's default), bottleneck adapters, prefixes, an encoder without a pooler. It
+  loads with `trust_remote_code=True`.
+
+The export checks itself: it compares the logits of both models on a probe batch and refuses a model
+that would not give the same outputs.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from modfit.errors import ModfitError
-from modfit.model import Classifier
-from modfit.tuning.tuned import TunedClassifier, restored_encoder
+from modfit.model import Classifier, replace_module
+from modfit.tuning.tuned import TunedClassifier, Wrapper
 
-EXACT_METHODS = ("lora",)
-
-
-def _plain_parts(model: nn.Module) -> tuple[nn.Module, nn.Linear, str]:
-    """(encoder with every update folded in, head, pooling) of a Classifier or a LoRA TunedClassifier."""
-    if isinstance(model, Classifier):
-        return model.encoder, model.head, model.pooling
-    if not isinstance(model, TunedClassifier):
-        raise ModfitError(f"cannot export a {type(model).__name__}; export a modfit classifier")
-    if model.method not in EXACT_METHODS:
-        reasons = {
-            "adapter": "stock transformers models have no adapter slot and the GELU bottleneck cannot be folded into their weights",
-            "prefix": "stock transformers models cannot prepend trained keys and values",
-        }  # fmt: skip
-        reason = reasons.get(model.method, "its modules cannot be folded into the backbone")
-        raise ModfitError(
-            f"cannot export {model.method!r} as a plain transformers model: {reason}; "
-            "save it with --save-model and load it with modfit.load_model"
-        )
-    plain = model.materialized()
-    return restored_encoder(plain.classifier.encoder, merge=True), plain.classifier.head, model.pooling
+STOCK, REMOTE_CODE = "stock", "remote-code"
+MODELING_FILE = "modeling_modfit.py"
+AUTO_MAP = {
+    "AutoConfig": "modeling_modfit.ModfitConfig",
+    "AutoModelForSequenceClassification": "modeling_modfit.ModfitForSequenceClassification",
+}
 
 
-def export_transformers(model: nn.Module, folder: str | Path, tokenizer=None) -> None:
-    """Write a `*ForSequenceClassification` model (and the tokenizer) that gives the same logits."""
+def plain_classifier(model: nn.Module) -> Classifier:
+    """A copy of the classifier with generated tensors written in and LoRA merged into its weights;
+    adapters and prefixes stay in place, as plain modules."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    if isinstance(model, TunedClassifier):
+        classifier = model.materialized().classifier
+    elif isinstance(model, Classifier):
+        classifier = copy.deepcopy(model)
+    else:
+        raise ModfitError(f"cannot export a {type(model).__name__}; export a modfit text classifier")
+    for name, module in list(classifier.encoder.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            replace_module(classifier.encoder, name, module.get_base_layer())
+    return classifier.eval()
+
+
+def to_transformers(model: nn.Module, labels: Sequence[str], about: dict[str, Any]) -> nn.Module:
+    """The transformers model that gives `model`'s logits; `about` (method, dataset, max_length, ...)
+    is recorded in its config under `modfit`, with the form."""
+    classifier = plain_classifier(model)
+    if len(labels) != classifier.num_labels:
+        raise ModfitError(f"{len(labels)} label names for a {classifier.num_labels}-label model")
+    exported = _stock(classifier)
+    form = STOCK if exported is not None else REMOTE_CODE
+    if exported is None:
+        exported = _remote_code(classifier)
+    exported.config.id2label = dict(enumerate(labels))
+    exported.config.label2id = {name: i for i, name in enumerate(labels)}
+    exported.config.modfit = {"form": form, "pooling": classifier.pooling, **about}
+    _check_same_logits(model, exported, classifier.encoder.config.vocab_size)
+    return exported.eval()
+
+
+def _first_token_head(classifier: Classifier) -> tuple[nn.Linear, nn.Linear] | None:
+    """(dense, out): the classifier's head written as out(dropout(tanh(dense(first token)))), the
+    shape of every stock sequence-classification head here, or None where it is not that shape.
+    Linear head: `cls` pooling through the encoder's pooler is that dense + tanh. (The paper's head,
+    dense + tanh + out_proj on the first token, is that shape as it is: return its two layers.)"""
+    pooler = getattr(classifier.encoder, "pooler", None)
+    if isinstance(classifier.head, nn.Linear) and classifier.pooling == "cls" and pooler is not None:
+        return pooler.dense, classifier.head
+    return None
+
+
+def _stock(classifier: Classifier) -> nn.Module | None:
+    """A stock `…ForSequenceClassification` holding the classifier exactly, or None if none can."""
     from transformers import AutoModelForSequenceClassification
 
-    encoder, head, pooling = _plain_parts(model)
-    if pooling != "cls" or getattr(encoder, "pooler", None) is None:
-        raise ModfitError(
-            f"cannot export a {pooling!r}-pooling classifier exactly: stock sequence classifiers read the "
-            "pooled first token; train with --pooling cls on an encoder that has a pooler"
-        )
+    encoder = classifier.encoder
+    head = _first_token_head(classifier)
+    if head is None or any(isinstance(module, Wrapper) for module in encoder.modules()):  # adapters, prefixes
+        return None
     config = copy.deepcopy(encoder.config)
-    config.num_labels = head.out_features
-    with torch.random.fork_rng(devices=[]):  # the stock head's random init is overwritten below
-        stock = AutoModelForSequenceClassification.from_config(config)
-    stock.to(head.weight.device)
-    state = encoder.state_dict()
-    stock_head = stock.classifier
-    if isinstance(stock_head, nn.Linear) and getattr(stock.base_model, "pooler", None) is not None:
-        stock.base_model.load_state_dict(state)
-        stock_head.load_state_dict(head.state_dict())
-    elif hasattr(stock_head, "dense") and hasattr(stock_head, "out_proj"):
-        stock.base_model.load_state_dict({k: v for k, v in state.items() if not k.startswith("pooler.")})
-        stock_head.dense.load_state_dict(encoder.pooler.dense.state_dict())
-        stock_head.out_proj.load_state_dict(head.state_dict())
-    else:
-        raise ModfitError(
-            f"cannot export to {type(stock).__name__}: its head is not a pooler plus a linear layer"
+    config.num_labels = classifier.num_labels
+    try:
+        with torch.random.fork_rng(devices=[]):  # the stock head's random init is overwritten below
+            stock = AutoModelForSequenceClassification.from_config(config)
+    except ValueError:  # no sequence classifier for this architecture
+        return None
+    dense, out = head
+    state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
+    stock_head, stock_pooler = stock.classifier, getattr(stock.base_model, "pooler", None)
+    if isinstance(stock_head, nn.Linear) and stock_pooler is not None:  # BERT: pooler, then a linear layer
+        stock.base_model.load_state_dict(
+            state | {f"pooler.dense.{k}": v for k, v in dense.state_dict().items()}
         )
-    _check_same_logits(model, stock)
-    stock.save_pretrained(folder)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(folder)
+        stock_head.load_state_dict(out.state_dict())
+    elif isinstance(getattr(stock_head, "dense", None), nn.Linear) and hasattr(stock_head, "out_proj"):
+        stock.base_model.load_state_dict(state)  # RoBERTa: no pooler; its head is dense, tanh, out_proj
+        stock_head.dense.load_state_dict(dense.state_dict())
+        stock_head.out_proj.load_state_dict(out.state_dict())
+    else:
+        return None
+    return stock.to(out.weight.device)
+
+
+def _remote_code(classifier: Classifier) -> nn.Module:
+    """modfit's own modeling file's model, with the classifier's parameters under the same names."""
+    from modfit.modeling_modfit import ModfitConfig, ModfitForSequenceClassification
+
+    wrappers = [module for module in classifier.encoder.modules() if isinstance(module, Wrapper)]
+    bottleneck = next((m.adapter.down.out_features for m in wrappers if hasattr(m, "adapter")), None)
+    tokens = next((m.prefix_key.shape[0] for m in wrappers if hasattr(m, "prefix_key")), None)
+    backbone = classifier.encoder.config.to_diff_dict()
+    backbone["model_type"] = classifier.encoder.config.model_type
+    for key in ("architectures", "id2label", "label2id", "_name_or_path", "transformers_version"):
+        backbone.pop(key, None)
+    config = ModfitConfig(
+        backbone=backbone,
+        pooling=classifier.pooling,
+        head="linear",
+        classifier_dropout=classifier.dropout.p,
+        adapter_bottleneck=bottleneck,
+        prefix_tokens=tokens,
+        num_labels=classifier.num_labels,
+        auto_map=dict(AUTO_MAP),
+    )
+    config.architectures = [ModfitForSequenceClassification.__name__]
+    with torch.random.fork_rng(devices=[]):  # every parameter is overwritten below
+        exported = ModfitForSequenceClassification(config)
+    try:
+        exported.load_state_dict(classifier.state_dict())
+    except RuntimeError as err:
+        detail = (str(err).strip().splitlines()[1:2] or [""])[0].strip()
+        raise ModfitError(f"cannot export: its modules are not where modfit places them ({detail})") from None
+    return exported.to(next(classifier.parameters()).device)
 
 
 @torch.no_grad()
-def _check_same_logits(model: nn.Module, stock: nn.Module) -> None:
+def _check_same_logits(model: nn.Module, exported: nn.Module, vocab: int) -> None:
     was_training = model.training
     model.eval()
-    stock.eval()
-    vocab = stock.config.vocab_size
+    exported.eval()
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(min(5, vocab - 1), vocab, (4, 12), generator=generator).to(stock.device)
+    device = next(exported.parameters()).device
+    ids = torch.randint(min(5, vocab - 1), vocab, (4, 12), generator=generator).to(device)
     mask = torch.ones_like(ids)
     mask[1, 8:] = 0
     ours = model(input_ids=ids, attention_mask=mask)
-    theirs = stock(input_ids=ids, attention_mask=mask).logits
+    theirs = exported(input_ids=ids, attention_mask=mask).logits
     model.train(was_training)
     if not torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4):
         gap = (ours - theirs).abs().max().item()

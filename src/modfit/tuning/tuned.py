@@ -24,7 +24,7 @@ from torch.func import functional_call
 
 from modfit.config import to_dict
 from modfit.errors import ModfitError
-from modfit.model import Classifier, replace_module
+from modfit.model import Classifier
 from modfit.tuning.base import apply_tuning
 from modfit.tuning.reparam import Generator, ReparamConfig
 
@@ -110,47 +110,6 @@ class TunedClassifier(nn.Module):
         plain.generators = nn.ModuleDict()
         return plain
 
-    def save(self, folder: str | Path, tokenizer=None) -> None:
-        """The untouched backbone in transformers format, the trained tensors and the recipe beside it.
-
-        `load_model(folder)` rebuilds the method from the recipe and loads the trained tensors, so
-        the reloaded model gives the same logits.
-        """
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        restored_encoder(self.classifier.encoder).save_pretrained(folder)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        parameters = dict(self.named_parameters())
-        save_file(
-            {name: parameters[name].detach().contiguous() for name in self.trained_names()},
-            folder / TUNED_TENSORS,
-        )
-        meta = {"num_labels": self.num_labels, "pooling": self.pooling, "method": self.method,
-                "options": self.options}  # fmt: skip
-        (folder / TUNING_FILE).write_text(json.dumps(meta, indent=2))
-
-
-def restored_encoder(encoder: nn.Module, merge: bool = False) -> nn.Module:
-    """A deep copy of `encoder` with every placed module replaced by the original it wraps.
-
-    `merge=True` first folds each peft LoRA layer's update into its base weight (peft's own merge).
-    """
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    restored = copy.deepcopy(encoder)
-    for name, module in list(restored.named_modules()):
-        if isinstance(module, BaseTunerLayer):
-            if merge:
-                module.merge()
-            replace_module(restored, name, module.get_base_layer())
-        elif isinstance(module, Wrapper):
-            if merge:
-                raise ModfitError(f"{type(module).__name__} cannot be folded into the backbone's weights")
-            replace_module(restored, name, module.base)
-    return restored
-
 
 def encoder_layers(classifier: Classifier, method: str, parts: Sequence[str]) -> nn.ModuleList:
     """The transformer layers of a BERT-style encoder, each checked to hold every path in `parts`."""
@@ -200,7 +159,7 @@ def build(
     generators: dict[str, Generator] | None = None,
 ) -> TunedClassifier:
     """Freeze the backbone; the tuned tensors train unless generators produce them. `options`, the
-    method's options record, is kept as plain data: `save` writes it as the recipe `load_model` reads."""
+    method's options record, is kept as plain data."""
     classifier.requires_grad_(False)
     if not generators:
         for name in tuned:
@@ -208,8 +167,10 @@ def build(
     return TunedClassifier(classifier, method, to_dict(options), tuned, generators)
 
 
-def load_model(folder: str | Path) -> nn.Module:
-    """A model saved by `modfit train --save-model`: a `TunedClassifier` or a plain `Classifier`."""
+def load_legacy(folder: str | Path) -> nn.Module:
+    """A model in modfit's earlier saved format (before models shipped as transformers folders): the
+    untouched backbone in transformers format, the trained tensors and the recipe beside it, rebuilt
+    as the `TunedClassifier` (or plain `Classifier`) it was."""
     from safetensors.torch import load_file
     from transformers import AutoModel
     from transformers.utils import logging
