@@ -69,7 +69,9 @@ def test_every_stored_cell_keeps_its_hash(store, tmp_path):
 
 def committed_spec(name: str) -> Path:
     """The spec file under benchmarks/ whose study is `name` (found by name, wherever it lives)."""
-    specs = [p for p in BENCHMARKS.rglob("*.yaml") if (yaml.safe_load(p.read_text()) or {}).get("name") == name]
+    specs = [
+        p for p in BENCHMARKS.rglob("*.yaml") if (yaml.safe_load(p.read_text()) or {}).get("name") == name
+    ]
     assert len(specs) == 1, f"{len(specs)} committed specs name the study {name!r}"
     return specs[0]
 

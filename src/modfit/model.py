@@ -124,7 +124,12 @@ class Classifier(nn.Module):
         if (folder / "modfit_tuning.json").exists():
             raise ModfitError(f"{folder} holds a tuned model; load it with modfit.load_model(folder)")
         meta = json.loads((folder / HEAD_FILE).read_text())
-        model = cls(AutoModel.from_pretrained(folder), meta["num_labels"], meta["pooling"], head=meta.get("head", "linear"))
+        model = cls(
+            AutoModel.from_pretrained(folder),
+            meta["num_labels"],
+            meta["pooling"],
+            head=meta.get("head", "linear"),
+        )
         model.head.load_state_dict(load_file(folder / "modfit_head.safetensors"))
         return model
 

@@ -67,6 +67,8 @@ def _holder(config: dict[str, Any], parents: list[str]) -> dict[str, Any] | None
     for parent in parents:
         holder = holder.get(parent) if isinstance(holder, dict) else None
     return holder if isinstance(holder, dict) else None
+
+
 # Defence options whose default changed after stores existed: (defence, option) → the earlier default.
 # A stored cell that leaves the option out ran at that value. In the hash an option at its earlier value
 # is left out and one at any other value — the present default included — is written in, so a cell at

@@ -24,6 +24,7 @@ from modfit.errors import ModfitError
 from modfit.tuning.base import TUNING
 from modfit.tuning.reparam import EMBEDDING, LINEAR, ReparamConfig
 from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, head_names, make_generator
+
 ATTENTION_PARTS = ("query", "key", "value", "dropout")
 
 

@@ -230,7 +230,10 @@ def load_model(folder: str | Path) -> nn.Module:
     meta = json.loads((folder / TUNING_FILE).read_text())
     logging.set_verbosity_error()
     classifier = Classifier(
-        AutoModel.from_pretrained(folder), meta["num_labels"], meta["pooling"], head=meta.get("head", "linear")
+        AutoModel.from_pretrained(folder),
+        meta["num_labels"],
+        meta["pooling"],
+        head=meta.get("head", "linear"),
     )
     model = apply_tuning(classifier, meta["method"], meta["options"], seed=0)
     state = load_file(folder / TUNED_TENSORS)
