@@ -3,7 +3,8 @@
 Why: the paper's lr (3e-4) was set for 10 epochs on all of SST-2; this machine affords a few
 hundred steps. Each candidate is a partial config layered over its preset, run one at a time on the
 same poisoned subset; the table lands in benchmarks/results/reparam_search.md (by hand, with the
-command and date).
+command and date). It ran on the presets before issue 26; they are now the paper's authors' recipe
+(head, initialisation, 128 tokens, fp32), which a rerun's candidates are layered over.
 
     python benchmarks/reparam_search.py --only lora-lr1e-2 --log /tmp/reparam_search.jsonl
 """
