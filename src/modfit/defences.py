@@ -104,10 +104,10 @@ PAPER_TRAIN: dict[str, Any] = {
 }  # fmt: skip
 PAPER_MODEL: dict[str, Any] = {"head": "roberta", "max_length": 128}
 PAPER_REPARAM: dict[str, Any] = {"in_dim": 2, "mid_dim": 2, "init": "paper"}
-# LoRA: r 8, alpha 16, on query and value (no dropout: LoraOptions' default). Adapter: OpenDelta's sequential adapter after the
-# attention block and the FFN output block (after their LayerNorms), bottleneck 24, gelu_new. Prefix:
-# 24 tokens from nn.Embedding(24, 512) through Linear(512, 2) → tanh → Linear with biases; the head's
-# generator reads a 512-wide vector too (the authors' `embed_dim`).
+# LoRA: r 8, alpha 16, on query and value (no dropout: LoraOptions' default). Adapter: OpenDelta's
+# sequential adapter after the attention block and the FFN output block (after their LayerNorms),
+# bottleneck 24, gelu_new. Prefix: 24 tokens from nn.Embedding(24, 512) through Linear(512, 2) → tanh →
+# Linear with biases; the head's generator reads a 512-wide vector too (the authors' `embed_dim`).
 PAPER_TUNING: dict[str, dict[str, Any]] = {
     "lora": {"rank": 8, "alpha": 16, "target_modules": ["query", "value"], "reparam": PAPER_REPARAM},
     "adapter": {"bottleneck": 24, "placement": "after-norm", "activation": "gelu_new", "reparam": PAPER_REPARAM},
