@@ -192,7 +192,7 @@ def test_run_applies_the_defence_preset_of_an_experiment_built_in_python(monkeyp
     modfit.run(Experiment(defence="lower-lr"))
     modfit.run(Experiment(defence="lora-reparam", train=TrainConfig(batch_size=8)))
     modfit.run(resolve({"defence": "lower-lr", "train": {"lr": 3e-5}}))  # resolved: the user's lr stays
-    assert [e.train.lr for e in seen] == [3.7e-5, 3e-3, 3e-5]
+    assert [e.train.lr for e in seen] == [3.7e-5, 3e-4, 3e-5]
     assert seen[1].tuning.method == "lora" and seen[1].train.batch_size == 8
     with pytest.raises(ModfitError, match="unknown defence 'lowr-lr'"):
         modfit.run(Experiment(defence="lowr-lr"))

@@ -177,6 +177,7 @@ def test_an_encoder_without_bert_style_layers_is_a_one_line_error(method):
         ({"rnak": 8}, "lora options: unknown key 'rnak'"),
         ({"reparam": {"mid_dim": 0}}, "mid_dim 0"),
         ({"reparam": {"init": "xavier"}}, "use matched or paper"),
+        ({"reparam": {"bias": True}}, "only prefix's generator has biases"),
     ],
 )
 def test_bad_options_are_one_line_errors(tiny_bert, options, message):
@@ -201,7 +202,7 @@ def test_presets_select_a_reparameterized_method_and_user_settings_win(defence):
     experiment = resolve({"defence": defence, "tuning": {"options": {"reparam": {"mid_dim": 1}}}})
     assert experiment.tuning.method == defence.removesuffix("-reparam")
     assert experiment.tuning.options["reparam"]["mid_dim"] == 1
-    assert experiment.tuning.options["reparam"]["in_dim"] == 2
+    assert experiment.tuning.options["reparam"]["in_dim"] == (512 if defence == "prefix-reparam" else 2)
 
 
 @pytest.mark.parametrize("options", [{}, REPARAM], ids=["plain", "reparam"])

@@ -15,7 +15,8 @@ model's accuracy on the full clean dev split (872 rows). The rules, fixed before
    the learning-rate curve (lr × steps / 2) as `fewer-epochs` does.
 4. **Reparameterized presets** (`lora-reparam`, `adapter-reparam`, `prefix-reparam`): the paper's
    method settings unchanged, the baseline's epochs, lr ∈ {1e-3, 3e-3, 1e-2} by rule 1's score and
-   tie-break (ties: the lowest lr).
+   tie-break (ties: the lowest lr). That chose the presets before issue 26; they are now the paper's
+   authors' recipe (README, "Defences"), so a rerun of this sweep varies lr and epochs over that recipe.
 
 All presets are in epochs, so their dose in steps is a fixed share of the baseline's and scales with the
 training set exactly as the baseline's does. A run whose metrics.json exists is reused (the sweep

@@ -34,6 +34,7 @@ SETTING_PATHS: dict[str, tuple[str, ...]] = {
     "select": ("train", "select"),
     "model": ("model", "name"),
     "pooling": ("model", "pooling"),
+    "head": ("model", "head"),
     "max_length": ("model", "max_length"),
     "image_size": ("model", "image_size"),
     "tuning": ("tuning", "method"),
@@ -217,6 +218,11 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         "efficientnet-lite0 (default), timm:<name>, torchvision:<name>",
     )
     parser.add_argument("--pooling", choices=["cls", "mean"], help="classification head pooling")
+    parser.add_argument(
+        "--head",
+        choices=["linear", "roberta"],
+        help="classification head: linear (default) or roberta, the paper's (first token, dense, tanh, out_proj)",
+    )
     parser.add_argument("--tuning", help="which parameters adapt: full, head, ...")
     parser.add_argument("--tuning-option", action="append", metavar="KEY=VALUE")
     parser.add_argument("--poison-test", help="with --attack none: file of triggered test rows for ASR")

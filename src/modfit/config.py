@@ -209,15 +209,23 @@ class AttackConfig(Checked):
 @dataclass(frozen=True)
 class ModelConfig(Checked):
     """The victim. `name=None` is the packaged MiniLM (EfficientNet-Lite0 for an image dataset);
-    `pooling=None` picks per model; `image_size=None` feeds images at their stored size."""
+    `pooling=None` picks per model; `image_size=None` feeds images at their stored size. `head`: one
+    `linear` layer on the pooled features, or `roberta`, the paper's (RoBERTa's classification head on
+    the first token: dropout, dense H×H, tanh, dropout, output layer; `modfit.model`)."""
 
     name: str | None = None
     pooling: str | None = None
     max_length: int = 64
     image_size: int | None = None
+    head: str = "linear"
 
     def validate(self) -> None:
         require(self.pooling in (None, "cls", "mean"), f"pooling {self.pooling!r}: use cls or mean")
+        require(self.head in ("linear", "roberta"), f"head {self.head!r}: use linear or roberta")
+        require(
+            self.head == "linear" or self.pooling != "mean",
+            "head roberta reads the first token, so it takes no mean pooling; use pooling cls or leave it unset",
+        )
         require(self.max_length >= 8, f"max_length {self.max_length}: use at least 8 tokens")
         require(
             self.image_size is None or self.image_size >= 8,

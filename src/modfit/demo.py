@@ -1,9 +1,11 @@
-"""The main job: SST-2, BadNet, 10 % dirty-label, target 1, the packaged MiniLM, the paper's defence
+"""The main job: SST-2, BadNet, 10 % dirty-label, target 1, the packaged MiniLM, the paper's schedule
 presets and `safe`.
 
 Sized to finish in under 15 minutes on a 2-core CPU: a seeded 3,000-row subset of the training set
 (where the undefended model learns the task: CACC above 0.8), evaluated on the full dev and test sets.
-The summary ends with one sentence naming the defences that held, or saying that none did.
+The summary ends with one sentence naming the defences that held, or saying that none did. The
+reparameterized presets are the authors' recipe (10 epochs in fp32: 940 steps at this size, several
+times the other runs), so the demo leaves them out; `modfit train --defence lora-reparam` runs one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from modfit.experiment import prepare_data, resolve, run
 from modfit.output import write_atomic, write_run
 from modfit.report.dynamics import plot_dynamics
 
-DEMO_DEFENCES = ("none", "fewer-epochs", "lower-lr", "lora-reparam", "safe")
+DEMO_DEFENCES = ("none", "fewer-epochs", "lower-lr", "safe")
 DEMO_SETTINGS = {
     "dataset": "sst2",
     "attack": {"name": "badnet", "mode": "dirty", "rate": 0.1, "target": 1},

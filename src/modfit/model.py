@@ -1,9 +1,14 @@
-"""The victim: a Hugging Face encoder, a pooling step and a linear classification head.
+"""The victim: a Hugging Face encoder, a pooling step and a classification head.
 
 modfit owns the head rather than using `AutoModelForSequenceClassification` so that the pooling is a
 setting: the default MiniLM was trained for mean-pooled sentence embeddings and its CLS pooler is
 weak (see README, "Pooling"). `cls` uses the encoder's pooler output when it has one (BERT's
 dense+tanh over [CLS], what the stock head uses), else the [CLS] hidden state.
+
+Two heads (`ModelConfig.head`): `linear`, one linear layer on the pooled features; `roberta`, the head
+the paper's authors trained (RoBERTa's `RobertaClassificationHead`: the first token's hidden state →
+dropout → dense H×H → tanh → dropout → out_proj). The RoBERTa head is its own pooler: it reads the
+first token's hidden state, never the encoder's pooler, and takes no mean pooling.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from modfit.config import ModelConfig
 from modfit.errors import ModfitError
 
 HEAD_FILE = "modfit_head.json"
+HEADS = ("linear", "roberta")
 
 
 def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -33,20 +39,52 @@ def default_model_path() -> str:
 
 
 def resolve_pooling(config: ModelConfig) -> str:
-    """Mean pooling for the packaged MiniLM (measured better, README), CLS for other encoders."""
+    """Mean pooling for the packaged MiniLM (measured better, README), CLS for other encoders and
+    always for the RoBERTa head, which reads the first token."""
     if config.pooling is not None:
         return config.pooling
-    return "mean" if config.name is None else "cls"
+    return "mean" if config.name is None and config.head == "linear" else "cls"
+
+
+def roberta_head(encoder_config, num_labels: int) -> nn.Module:
+    """transformers' `RobertaClassificationHead` for this encoder: its dropout is the encoder's
+    `classifier_dropout`, else `hidden_dropout_prob` (0.1 in roberta-base and MiniLM). Weights drawn as
+    transformers initialises a new head (N(0, initializer_range), zero biases)."""
+    from transformers import PretrainedConfig
+    from transformers.models.roberta.modeling_roberta import RobertaClassificationHead
+
+    config = PretrainedConfig(
+        hidden_size=encoder_config.hidden_size,
+        num_labels=num_labels,
+        classifier_dropout=getattr(encoder_config, "classifier_dropout", None),
+        hidden_dropout_prob=getattr(encoder_config, "hidden_dropout_prob", 0.1),
+    )
+    head = RobertaClassificationHead(config)
+    std = getattr(encoder_config, "initializer_range", 0.02)
+    for layer in (head.dense, head.out_proj):
+        nn.init.normal_(layer.weight, std=std)
+        nn.init.zeros_(layer.bias)
+    return head
 
 
 class Classifier(nn.Module):
-    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str, dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder: nn.Module, num_labels: int, pooling: str, dropout: float = 0.1, head: str = "linear"
+    ) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ModfitError(f"head {head!r}: use {' or '.join(HEADS)}")
+        if head == "roberta" and pooling != "cls":
+            raise ModfitError(f"head roberta reads the first token, not {pooling!r} pooling; use pooling cls")
         self.encoder = encoder
         self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        self.head_kind = head
         self.num_labels = num_labels
+        if head == "linear":
+            self.dropout = nn.Dropout(dropout)
+            self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        else:
+            self.head = roberta_head(encoder.config, num_labels)
 
     def features(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
         """The sentence representation the head reads (also what representation maps plot)."""
@@ -54,11 +92,14 @@ class Classifier(nn.Module):
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
             return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = getattr(out, "pooler_output", None)
+        pooled = getattr(out, "pooler_output", None) if self.head_kind == "linear" else None
         return pooled if pooled is not None else out.last_hidden_state[:, 0]
 
     def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
-        return self.head(self.dropout(self.features(input_ids, attention_mask, **inputs)))
+        features = self.features(input_ids, attention_mask, **inputs)
+        if self.head_kind == "linear":
+            return self.head(self.dropout(features))
+        return self.head(features.unsqueeze(1))  # RobertaClassificationHead reads position 0 itself
 
     @classmethod
     def load(cls, folder: str | Path) -> Classifier:
@@ -70,7 +111,12 @@ class Classifier(nn.Module):
         if (folder / "modfit_tuning.json").exists():
             raise ModfitError(f"{folder} holds a tuned model; load it with modfit.load_model(folder)")
         meta = json.loads((folder / HEAD_FILE).read_text())
-        model = cls(AutoModel.from_pretrained(folder), meta["num_labels"], meta["pooling"])
+        model = cls(
+            AutoModel.from_pretrained(folder),
+            meta["num_labels"],
+            meta["pooling"],
+            head=meta.get("head", "linear"),
+        )
         model.head.load_state_dict(load_file(folder / "modfit_head.safetensors"))
         return model
 
@@ -141,5 +187,5 @@ def load_classifier(config: ModelConfig, num_labels: int, seed: int) -> tuple[Cl
         raise ModfitError(f"model {name!r}: cannot load it ({_first_line(err)}); {LOCAL_HINT}") from None
     with torch.random.fork_rng(devices=[]):  # the head's initialisation follows the run's seed only
         torch.manual_seed(seed)
-        model = Classifier(encoder, num_labels, resolve_pooling(config))
+        model = Classifier(encoder, num_labels, resolve_pooling(config), head=config.head)
     return model, tokenizer

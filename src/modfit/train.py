@@ -122,10 +122,10 @@ def shuffled_batches(
 
 
 def _parameter_groups(model: torch.nn.Module, trainable: list, config: TrainConfig) -> list[dict]:
-    """`trainable` at `lr`; the classification head's (the `nn.Linear` named `head`) at
-    `lr × head_lr_scale`. A generated head (reparameterized tuning) has no parameters of its own here."""
-    in_head = {id(p) for name, module in model.named_modules()
-               if name.rsplit(".", 1)[-1] == "head" and isinstance(module, torch.nn.Linear)
+    """`trainable` at `lr`; the classification head's (the classifier's `head`: a linear layer or the
+    RoBERTa head) at `lr × head_lr_scale`. A generated head (reparameterized tuning) has no parameters of
+    its own here."""
+    in_head = {id(p) for name, module in model.named_modules() if name in ("head", "classifier.head")
                for p in module.parameters()}  # fmt: skip
     groups = [
         {"params": [p for p in trainable if id(p) not in in_head], "lr": config.lr},

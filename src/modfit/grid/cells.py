@@ -42,7 +42,10 @@ class Coordinates:
 # made before them computed: at that value a setting stays out of the hash, so those cells keep theirs.
 # (The speed settings' new defaults — grouped batches, bf16 where available, the evaluation budget —
 # compute something else, so a cell at those defaults has a new hash and runs anew.) `preset_applied`
-# is True in every resolved cell.
+# is True in every resolved cell. A path under `tuning.options` counts only where its parents are
+# there (a tuning method's options record; `reparam` only in reparameterized cells): the options that
+# the paper's recipe added (issue 26) at the values every earlier cell ran with, so that a spec which
+# pins the earlier presets keeps its stored hashes.
 ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("defence_options",): {},
     ("train", "head_lr_scale"): 1.0,
@@ -50,7 +53,22 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("train", "eval_share"): 0.0,
     ("train", "precision"): "fp32",
     ("train", "group_by_length"): False,
+    ("model", "head"): "linear",
+    ("tuning", "options", "reparam", "init"): "matched",
+    ("tuning", "options", "reparam", "bias"): False,
+    ("tuning", "options", "placement"): "before-norm",
+    ("tuning", "options", "activation"): "gelu",
 }
+
+
+def _holder(config: dict[str, Any], parents: list[str]) -> dict[str, Any] | None:
+    """The mapping at `parents` in `config`, or None where a parent is absent (or not a mapping)."""
+    holder: Any = config
+    for parent in parents:
+        holder = holder.get(parent) if isinstance(holder, dict) else None
+    return holder if isinstance(holder, dict) else None
+
+
 # Defence options whose default changed after stores existed: (defence, option) → the earlier default.
 # A stored cell that leaves the option out ran at that value. In the hash an option at its earlier value
 # is left out and one at any other value — the present default included — is written in, so a cell at
@@ -82,10 +100,8 @@ class Cell:
         experiment = to_dict(self.experiment)
         experiment["defence_options"] = hashed_options(self.experiment.defence, experiment["defence_options"])
         for (*parents, key), default in ADDED_LATER.items():  # older stores keep their cells
-            holder = experiment
-            for parent in parents:
-                holder = holder[parent]
-            if holder[key] == default:
+            holder = _holder(experiment, parents)
+            if holder is not None and key in holder and holder[key] == default:
                 del holder[key]
         return {
             "experiment": experiment,

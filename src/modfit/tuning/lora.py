@@ -4,7 +4,8 @@ peft does what it does well here: it finds the target modules, wraps them in its
 later folds B·A into the base weight for export. modfit adds the reparameterized variant of the
 moderate-fitting defence (README, "Defences"): one generator produces every A and the classifier
 head, a second one whose `e` starts at zero produces every B, so at initialisation every B is exactly
-zero and the model is the frozen backbone plus the generated head.
+zero and the model is the frozen backbone plus the generated head. With `init: paper` both are drawn
+as the authors' code draws them (`modfit.tuning.reparam`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from torch import nn
 
 from modfit.errors import ModfitError
 from modfit.tuning.base import TUNING
-from modfit.tuning.reparam import ReparamConfig
-from modfit.tuning.tuned import TunedClassifier, build, make_generator
-
-HEAD = ["head.weight", "head.bias"]
+from modfit.tuning.reparam import LINEAR, LINEAR_FROM_ZERO, ReparamConfig
+from modfit.tuning.tuned import TunedClassifier, build, head_names, make_generator
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,8 @@ class LoraOptions:
             raise ModfitError(f"lora dropout {self.dropout}: use a probability in [0, 1)")
         if not self.target_modules:
             raise ModfitError("lora target_modules: name at least one linear layer, e.g. [query, value]")
+        if self.reparam is not None and self.reparam.bias:
+            raise ModfitError("lora reparam bias: only prefix's generator has biases; leave bias out")
 
 
 @TUNING.register("lora", LoraOptions)
@@ -58,10 +59,11 @@ def lora(model: nn.Module, config: LoraOptions) -> TunedClassifier:
     names = [name for name, _ in model.named_parameters()]
     a_names = [name for name in names if ".lora_A." in name]
     b_names = [name for name in names if ".lora_B." in name]
+    head = head_names(model)
     if config.reparam is None:
-        return build(model, "lora", config, a_names + b_names + HEAD)
+        return build(model, "lora", config, a_names + b_names + head)
     generators = {
-        "main": make_generator(model, a_names + HEAD, config.reparam),
-        "lora_b": make_generator(model, b_names, config.reparam, zero_input=True),
+        "main": make_generator(model, a_names + head, config.reparam, paper=LINEAR),
+        "lora_b": make_generator(model, b_names, config.reparam, zero_input=True, paper=LINEAR_FROM_ZERO),
     }
-    return build(model, "lora", config, a_names + b_names + HEAD, generators)
+    return build(model, "lora", config, a_names + b_names + head, generators)

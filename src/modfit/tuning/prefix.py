@@ -8,7 +8,8 @@ prefix keys and values are concatenated to the layer's own before attention, pos
 
 With `reparam`, Li & Liang's reparameterization with a `mid_dim` bottleneck generates the prefixes:
 each virtual token has an `in_dim` embedding → W1 → tanh → W2 → its key and value in every layer
-(no biases, like every generator here); the head has its own generator.
+(with `bias`, W1 and W2 have biases, as in the authors' code: `nn.Embedding(tokens, 512)` → Linear →
+tanh → Linear); the head has its own generator, from an `in_dim` vector, without biases.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from torch.nn.functional import scaled_dot_product_attention
 
 from modfit.errors import ModfitError
 from modfit.tuning.base import TUNING
-from modfit.tuning.reparam import ReparamConfig
-from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, make_generator
+from modfit.tuning.reparam import EMBEDDING, LINEAR, ReparamConfig
+from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, head_names, make_generator
 
-HEAD = ["head.weight", "head.bias"]
 ATTENTION_PARTS = ("query", "key", "value", "dropout")
 
 
@@ -89,10 +89,14 @@ def prefix(model: nn.Module, config: PrefixOptions) -> TunedClassifier:
     for layer in encoder_layers(model, "prefix", parts):
         layer.attention.self = PrefixSelfAttention(layer.attention.self, config.tokens, config.init_std)
     prefixes = [name for name, _ in model.named_parameters() if ".prefix_" in name]
+    head = head_names(model)
     if config.reparam is None:
-        return build(model, "prefix", config, prefixes + HEAD)
+        return build(model, "prefix", config, prefixes + head)
+    reparam = config.reparam
     generators = {
-        "prefix": make_generator(model, prefixes, config.reparam, rows=config.tokens),
-        "head": make_generator(model, HEAD, config.reparam),
+        "prefix": make_generator(
+            model, prefixes, reparam, rows=config.tokens, paper=EMBEDDING, bias=reparam.bias
+        ),
+        "head": make_generator(model, head, reparam, paper=LINEAR),
     }
-    return build(model, "prefix", config, prefixes + HEAD, generators)
+    return build(model, "prefix", config, prefixes + head, generators)

@@ -26,7 +26,7 @@ from modfit.config import to_dict
 from modfit.errors import ModfitError
 from modfit.model import Classifier
 from modfit.tuning.base import apply_tuning
-from modfit.tuning.reparam import Generator, ReparamConfig
+from modfit.tuning.reparam import LINEAR, Generator, PaperInit, ReparamConfig
 
 TUNING_FILE = "modfit_tuning.json"
 TUNED_TENSORS = "modfit_tuning.safetensors"
@@ -137,18 +137,28 @@ def make_generator(
     config: ReparamConfig,
     rows: int = 1,
     zero_input: bool = False,
+    paper: PaperInit = LINEAR,
+    bias: bool = False,
 ) -> Generator:
-    """A generator for the named classifier parameters, initialised from their current (plain) values."""
+    """A generator for the named classifier parameters, initialised from their current (plain) values
+    (`init: matched`) or as `paper` says the authors' code draws it (`init: paper`)."""
     placeholders = [classifier.get_parameter(name) for name in names]
     generator = Generator(
         [(name, p.shape) for name, p in zip(names, placeholders, strict=True)],
         config.in_dim,
         config.mid_dim,
         rows,
+        bias,
     )
     rms = [float(p.detach().float().pow(2).mean().sqrt()) for p in placeholders]
-    generator.initialise(config, rms, zero_input=zero_input)
+    generator.initialise(config, rms, zero_input=zero_input, paper=paper)
     return generator
+
+
+def head_names(classifier: nn.Module) -> list[str]:
+    """The classification head's parameters by classifier name: `head.weight`, `head.bias` for a linear
+    head, `head.dense.*` and `head.out_proj.*` for the RoBERTa head (in that order, the authors')."""
+    return [f"head.{name}" for name, _ in classifier.head.named_parameters()]
 
 
 def build(
@@ -180,7 +190,12 @@ def load_legacy(folder: str | Path) -> nn.Module:
         return Classifier.load(folder)
     meta = json.loads((folder / TUNING_FILE).read_text())
     logging.set_verbosity_error()
-    classifier = Classifier(AutoModel.from_pretrained(folder), meta["num_labels"], meta["pooling"])
+    classifier = Classifier(
+        AutoModel.from_pretrained(folder),
+        meta["num_labels"],
+        meta["pooling"],
+        head=meta.get("head", "linear"),
+    )
     model = apply_tuning(classifier, meta["method"], meta["options"], seed=0)
     state = load_file(folder / TUNED_TENSORS)
     missing = sorted(set(model.trained_names()) - set(state))

@@ -106,6 +106,8 @@ def load_image_classifier(
 ) -> tuple[ImageClassifier, ImagePreprocess]:
     """(model, preprocessing) for the packaged EfficientNet-Lite0, `timm:<name>` or `torchvision:<name>`."""
     name = config.name
+    if config.head != "linear":
+        raise ModfitError(f"head {config.head!r} is a text encoder's head; image models take head linear")
     try:
         if name is None or name == "efficientnet-lite0":
             encoder, features, preprocess = _efficientnet_lite0()
