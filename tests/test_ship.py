@@ -17,6 +17,7 @@ import modfit
 from conftest import error_of, make_tokenizer
 from modfit import Classifier
 from modfit.cli import main
+from modfit.defences import PAPER_TUNING
 from modfit.tuning import apply_tuning, load_model, ship
 from modfit.tuning.export import REMOTE_CODE, STOCK
 
@@ -42,6 +43,11 @@ CASES = [  # (architecture, method, options, pooling, form)
     ("roberta", "lora", REPARAM, "cls", STOCK),
     ("roberta", "adapter", REPARAM, "mean", REMOTE_CODE),
     ("distilbert", "full", {}, "cls", REMOTE_CODE),  # no pooler: the first token's hidden state
+    # the paper's presets: the RoBERTa head (`--head roberta`), their placement, activation and generators
+    ("bert", "lora", PAPER_TUNING["lora"], "roberta", STOCK),
+    ("bert", "adapter", PAPER_TUNING["adapter"], "roberta", REMOTE_CODE),
+    ("bert", "prefix", PAPER_TUNING["prefix"], "roberta", REMOTE_CODE),
+    ("roberta", "full", {}, "roberta", STOCK),
 ]
 
 
@@ -64,12 +70,15 @@ def tiny_distilbert(tmp_path_factory) -> Path:
 
 
 def tuned(folder: Path, method: str, options: dict, pooling: str) -> torch.nn.Module:
-    """A tuned tiny classifier whose trained tensors (or generators) moved away from their start."""
+    """A tuned tiny classifier whose trained tensors (or generators) moved away from their start.
+    `pooling` "roberta" means the RoBERTa head on the first token."""
     from transformers import AutoModel
 
+    head = "roberta" if pooling == "roberta" else "linear"
     with torch.random.fork_rng(devices=[]):  # the head's initialisation, whatever ran before
         torch.manual_seed(0)
-        classifier = Classifier(AutoModel.from_pretrained(folder), 2, pooling)
+        encoder = AutoModel.from_pretrained(folder)
+        classifier = Classifier(encoder, 2, "cls" if head == "roberta" else pooling, head=head)
     model = apply_tuning(classifier, method, options, seed=1)
     generator = torch.Generator().manual_seed(2)
     with torch.no_grad():

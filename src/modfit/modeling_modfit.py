@@ -6,10 +6,13 @@ must work where modfit is not installed. It rebuilds what modfit trained, with p
 (reparameterized tensors were materialised on export, LoRA merged into the weights):
 
 - the backbone, any transformers encoder (`AutoModel` from the `backbone` config it records);
-- bottleneck adapters after each layer's attention and feed-forward output projections
-  (`adapter_bottleneck`), or trained key/value prefixes in each self-attention (`prefix_tokens`);
+- bottleneck adapters (`adapter_bottleneck`) in every layer, after the attention and feed-forward
+  output projections (`adapter_placement: before-norm`) or on the output of the whole attention and
+  feed-forward output blocks (`after-norm`, the paper's authors' place), or trained key/value prefixes
+  in each self-attention (`prefix_tokens`);
 - the pooling (`mean` over the unmasked tokens, or `cls`: the encoder's pooler, else the first token);
-- the head (`head`: `linear`, a linear layer after dropout).
+- the head (`head`: `linear`, a linear layer after dropout; `roberta`, RoBERTa's classification head
+  on the first token's hidden state: dropout, dense, tanh, dropout, out_proj).
 
 Parameter names are modfit's own (`encoder.…`, `head.…`), so modfit's state dict loads as is.
 modfit imports this file too (`modfit.modeling_modfit`): one definition serves both.
@@ -23,7 +26,11 @@ from torch.nn.functional import scaled_dot_product_attention
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-ADAPTER_PLACES = ("attention.output.dense", "output.dense")
+ADAPTER_PLACES = {
+    "before-norm": ("attention.output.dense", "output.dense"),
+    "after-norm": ("attention", "output"),
+}
+GELU_APPROXIMATION = {"gelu": "none", "gelu_new": "tanh"}
 
 
 class ModfitConfig(PretrainedConfig):
@@ -36,6 +43,8 @@ class ModfitConfig(PretrainedConfig):
         head: str = "linear",
         classifier_dropout: float = 0.1,
         adapter_bottleneck: int | None = None,
+        adapter_placement: str = "before-norm",
+        adapter_activation: str = "gelu",
         prefix_tokens: int | None = None,
         **kwargs,
     ) -> None:
@@ -44,18 +53,20 @@ class ModfitConfig(PretrainedConfig):
         self.head = head
         self.classifier_dropout = classifier_dropout
         self.adapter_bottleneck = adapter_bottleneck
+        self.adapter_placement = adapter_placement
+        self.adapter_activation = adapter_activation
         self.prefix_tokens = prefix_tokens
         super().__init__(**kwargs)
 
 
 class Bottleneck(nn.Module):
-    """h + up(GELU(down(h)))."""
+    """h + up(GELU(down(h))), GELU exact (`gelu`) or its tanh approximation (`gelu_new`)."""
 
-    def __init__(self, hidden: int, size: int) -> None:
+    def __init__(self, hidden: int, size: int, activation: str = "gelu") -> None:
         super().__init__()
         self.down = nn.Linear(hidden, size)
         self.up = nn.Linear(size, hidden)
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate=GELU_APPROXIMATION[activation])
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden + self.up(self.act(self.down(hidden)))
@@ -64,13 +75,29 @@ class Bottleneck(nn.Module):
 class AdaptedLinear(nn.Module):
     """The backbone's linear layer (`base`) followed by a bottleneck adapter."""
 
-    def __init__(self, base: nn.Linear, size: int) -> None:
+    def __init__(self, base: nn.Linear, size: int, activation: str) -> None:
         super().__init__()
         self.base = base
-        self.adapter = Bottleneck(base.out_features, size)
+        self.adapter = Bottleneck(base.out_features, size, activation)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.adapter(self.base(hidden))
+
+
+class AdaptedBlock(nn.Module):
+    """The backbone's attention or feed-forward output block (`base`) whose output (a tensor, or a
+    tuple that starts with one) passes through a bottleneck adapter."""
+
+    def __init__(self, base: nn.Module, hidden: int, size: int, activation: str) -> None:
+        super().__init__()
+        self.base = base
+        self.adapter = Bottleneck(hidden, size, activation)
+
+    def forward(self, *args, **kwargs):
+        output = self.base(*args, **kwargs)
+        if isinstance(output, tuple):
+            return (self.adapter(output[0]), *output[1:])
+        return self.adapter(output)
 
 
 def _extend_mask(mask: torch.Tensor | None, tokens: int) -> torch.Tensor | None:
@@ -122,19 +149,41 @@ def _place_modules(encoder: nn.Module, config: ModfitConfig) -> None:
     """Adapters or prefixes in every transformer layer, where modfit placed them."""
     if not (config.adapter_bottleneck or config.prefix_tokens):
         return
+    size, activation = config.adapter_bottleneck, config.adapter_activation
     for layer in encoder.encoder.layer:
-        if config.adapter_bottleneck:
-            for place in ADAPTER_PLACES:
-                _replace(layer, place, AdaptedLinear(layer.get_submodule(place), config.adapter_bottleneck))
+        if size:
+            for place in ADAPTER_PLACES[config.adapter_placement]:
+                base = layer.get_submodule(place)
+                if config.adapter_placement == "after-norm":
+                    adapted = AdaptedBlock(base, encoder.config.hidden_size, size, activation)
+                else:
+                    adapted = AdaptedLinear(base, size, activation)
+                _replace(layer, place, adapted)
         if config.prefix_tokens:
             layer.attention.self = PrefixSelfAttention(layer.attention.self, config.prefix_tokens)
+
+
+class RobertaHead(nn.Module):
+    """RoBERTa's classification head on the first token's hidden state."""
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden, num_labels)
+
+    def forward(self, first_token: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(self.dense(self.dropout(first_token)))
+        return self.out_proj(self.dropout(hidden))
 
 
 def _build_head(config: ModfitConfig, hidden: int) -> nn.Module:
     """The classification head on the pooled features (one place per head kind)."""
     if config.head == "linear":
         return nn.Linear(hidden, config.num_labels)
-    raise ValueError(f"head {config.head!r}: this modeling file knows the linear head only")
+    if config.head == "roberta":
+        return RobertaHead(hidden, config.num_labels, config.classifier_dropout)
+    raise ValueError(f"head {config.head!r}: this modeling file knows the linear and roberta heads")
 
 
 class ModfitForSequenceClassification(PreTrainedModel):
@@ -147,7 +196,8 @@ class ModfitForSequenceClassification(PreTrainedModel):
         self.encoder = AutoModel.from_config(backbone)
         _place_modules(self.encoder, config)
         self.pooling = config.pooling
-        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head_kind = config.head
+        self.dropout = nn.Dropout(config.classifier_dropout)  # the linear head's
         self.head = _build_head(config, backbone.hidden_size)
         self.post_init()
 
@@ -159,14 +209,15 @@ class ModfitForSequenceClassification(PreTrainedModel):
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
             return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = getattr(out, "pooler_output", None)
+        pooled = getattr(out, "pooler_output", None) if self.head_kind == "linear" else None
         return pooled if pooled is not None else out.last_hidden_state[:, 0]
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         kwargs.pop("return_dict", None)
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        logits = self.head(self.dropout(self.features(input_ids, attention_mask, **kwargs)))
+        features = self.features(input_ids, attention_mask, **kwargs)
+        logits = self.head(self.dropout(features) if self.head_kind == "linear" else features)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))

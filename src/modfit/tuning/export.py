@@ -26,6 +26,7 @@ from torch import nn
 
 from modfit.errors import ModfitError
 from modfit.model import Classifier, replace_module
+from modfit.tuning.adapter import AdaptedBlock
 from modfit.tuning.tuned import TunedClassifier, Wrapper
 
 STOCK, REMOTE_CODE = "stock", "remote-code"
@@ -74,8 +75,10 @@ def to_transformers(model: nn.Module, labels: Sequence[str], about: dict[str, An
 def _first_token_head(classifier: Classifier) -> tuple[nn.Linear, nn.Linear] | None:
     """(dense, out): the classifier's head written as out(dropout(tanh(dense(first token)))), the
     shape of every stock sequence-classification head here, or None where it is not that shape.
-    Linear head: `cls` pooling through the encoder's pooler is that dense + tanh. (The paper's head,
-    dense + tanh + out_proj on the first token, is that shape as it is: return its two layers.)"""
+    Linear head: `cls` pooling through the encoder's pooler is that dense + tanh. The RoBERTa head
+    (`--head roberta`) is that shape as it is."""
+    if classifier.head_kind == "roberta":
+        return classifier.head.dense, classifier.head.out_proj
     pooler = getattr(classifier.encoder, "pooler", None)
     if isinstance(classifier.head, nn.Linear) and classifier.pooling == "cls" and pooler is not None:
         return pooler.dense, classifier.head
@@ -119,7 +122,7 @@ def _remote_code(classifier: Classifier) -> nn.Module:
     from modfit.modeling_modfit import ModfitConfig, ModfitForSequenceClassification
 
     wrappers = [module for module in classifier.encoder.modules() if isinstance(module, Wrapper)]
-    bottleneck = next((m.adapter.down.out_features for m in wrappers if hasattr(m, "adapter")), None)
+    adapter = next((m for m in wrappers if hasattr(m, "adapter")), None)
     tokens = next((m.prefix_key.shape[0] for m in wrappers if hasattr(m, "prefix_key")), None)
     backbone = classifier.encoder.config.to_diff_dict()
     backbone["model_type"] = classifier.encoder.config.model_type
@@ -128,9 +131,13 @@ def _remote_code(classifier: Classifier) -> nn.Module:
     config = ModfitConfig(
         backbone=backbone,
         pooling=classifier.pooling,
-        head="linear",
-        classifier_dropout=classifier.dropout.p,
-        adapter_bottleneck=bottleneck,
+        head=classifier.head_kind,
+        classifier_dropout=(
+            classifier.dropout if classifier.head_kind == "linear" else classifier.head.dropout
+        ).p,
+        adapter_bottleneck=adapter and adapter.adapter.down.out_features,
+        adapter_placement="after-norm" if isinstance(adapter, AdaptedBlock) else "before-norm",
+        adapter_activation="gelu_new" if adapter and adapter.adapter.act.approximate == "tanh" else "gelu",
         prefix_tokens=tokens,
         num_labels=classifier.num_labels,
         auto_map=dict(AUTO_MAP),
