@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     settings = merge(_read_config(getattr(args, "config", None)), flags)
     if getattr(args, "attack_option", None):
         text = _key_values(args.attack_option, "--attack-option")
-        name = str(_setting(settings, "attack", "name") or "badnet")
+        name = str(_setting(settings, "attack", "name") or "none")
         settings = merge(
             settings, {"attack": {"options": _typed_options(text, "attack", name, "--attack-option")}}
         )
@@ -150,7 +151,10 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
         help="sst2, hsol, agnews, a directory of train/dev/test files, hf:<id>; images: cifar10, or an "
         "ImageFolder folder or tar (split/class/file)",
     )
-    parser.add_argument("--attack", help="badnet, addsent, syntactic, style, or none; images: patch, blend")
+    parser.add_argument(
+        "--attack",
+        help="badnet, addsent, syntactic, style, or none (default: none, the rows as given); images: patch, blend",
+    )
     parser.add_argument("--mode", choices=POISON_MODES, help="poisoning mode (default dirty)")
     parser.add_argument("--poison-rate", type=float, help="share of the training set poisoned (default 0.1)")
     parser.add_argument("--target", type=int, help="target label (default 1)")
@@ -339,22 +343,44 @@ def command_poison(args: argparse.Namespace) -> None:
     print(f"poisoned {summary['poisoned_rows']} of {len(data.train)} training rows → {out}")
 
 
+def describe_training_rows(experiment, train: list) -> str:
+    """What the run trains on, said before it starts: the rows as given, or how many were poisoned."""
+    if experiment.attack.name == "none":
+        return f"no attack: training on the {len(train):,} rows as given"
+    a = experiment.attack
+    return (
+        f"poisoned {sum(e.poisoned for e in train):,} of {len(train):,} training rows: "
+        f"{a.name}, {a.mode}, target {a.target}"
+    )
+
+
+def describe_scores(m: dict[str, Any]) -> str:
+    """CACC, and ASR beside its floor where an attack (or `--poison-test`) gives triggered test rows:
+    without them there is no ASR to print, and a NaN would read as a measurement."""
+    if m["asr"] is None or math.isnan(m["asr"]):
+        return f"CACC {m['cacc']:.4f}  (no attack: no ASR; --poison-test FILE measures one)"
+    return f"CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  (floor {m['asr_floor']:.4f})"
+
+
 def command_train(args: argparse.Namespace) -> None:
-    from modfit.experiment import resolve, run
+    from modfit.experiment import prepare_data, resolve, run
     from modfit.output import check_run_folder, claim_run_folder, write_run
 
     check_run_folder(args.out, args.overwrite)
     experiment = resolve(settings_from_args(args))
     if args.save_model:
         _text_only(experiment.dataset, "--save-model", "image runs write their metrics and history")
+    data = prepare_data(experiment)
     claim_run_folder(args.out, args.overwrite)
-    result = run(experiment, progress=not args.quiet)
+    print(describe_training_rows(experiment, data.train))
+    result = run(experiment, progress=not args.quiet, data=data)
     write_run(result, args.out, save_model=args.save_model)
     m = result.metrics()
     subset = f" (evaluated on a {m['eval_subset']}-row subset)" if m["eval_subset"] else ""
+    flagged = f"  flagged {m['flagged_rows']:,} rows" if "flagged_rows" in m else ""
     print(
-        f"{experiment.defence}: CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  (floor {m['asr_floor']:.4f})  "
-        f"dev {m['dev_acc']:.4f}  trainable {m['trainable_params']:,}  {m['compute_precision']}  {m['seconds']:.0f}s{subset} "
+        f"{experiment.defence}: {describe_scores(m)}  dev {m['dev_acc']:.4f}{flagged}  "
+        f"trainable {m['trainable_params']:,}  {m['compute_precision']}  {m['seconds']:.0f}s{subset} "
         f"→ {args.out}"
     )
 

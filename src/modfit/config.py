@@ -191,7 +191,7 @@ class AttackConfig(Checked):
     """How the training data is poisoned: which attack, the poisoning `mode`, the poisoned share `rate`
     of the training set and the attacker's `target` label (README, "The protocol in brief")."""
 
-    name: str = "badnet"
+    name: str = "none"  # no attack unless asked: a user's own data is trained on as given
     mode: str = "dirty"
     rate: float = 0.1
     target: int = 1
