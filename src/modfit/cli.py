@@ -231,6 +231,29 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+# Defences that judge every training row: their run writes OUT/rows.csv, and can write corrected.csv.
+ROW_JUDGING_DEFENCES = ("safe",)
+
+
+def _add_row_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--write-corrected",
+        action="store_true",
+        help="with --defence safe: also write OUT/corrected.csv, the training set as the defence left it "
+        "(text,label: relabelled rows relabelled, dropped rows gone), to train on elsewhere",
+    )
+
+
+def _check_row_flags(args: argparse.Namespace, experiment) -> None:
+    from modfit.defences import base_defence
+
+    if args.write_corrected and base_defence(experiment.defence) not in ROW_JUDGING_DEFENCES:
+        raise ModfitError(
+            f"--write-corrected: defence {experiment.defence!r} judges no training row; use it with "
+            f"--defence {' or '.join(ROW_JUDGING_DEFENCES)}"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="modfit", description="Backdoor attacks and moderate-fitting defences for fine-tuning."
@@ -245,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(train)
     _add_train_flags(train)
     train.add_argument("--out", required=True, help="folder for config, history, metrics and plot")
+    _add_row_flags(train)
 
     scan = commands.add_parser(
         "scan", help="train once recording each row's loss; rank the training rows by suspicion"
@@ -370,14 +394,17 @@ def command_train(args: argparse.Namespace) -> None:
     experiment = resolve(settings_from_args(args))
     if args.save_model:
         _text_only(experiment.dataset, "--save-model", "image runs write their metrics and history")
+    _check_row_flags(args, experiment)
     data = prepare_data(experiment)
     claim_run_folder(args.out, args.overwrite)
     print(describe_training_rows(experiment, data.train))
     result = run(experiment, progress=not args.quiet, data=data)
-    write_run(result, args.out, save_model=args.save_model)
+    write_run(result, args.out, save_model=args.save_model, write_corrected=args.write_corrected)
     m = result.metrics()
     subset = f" (evaluated on a {m['eval_subset']}-row subset)" if m["eval_subset"] else ""
     flagged = f"  flagged {m['flagged_rows']:,} rows" if "flagged_rows" in m else ""
+    if result.defence and result.defence.rows:
+        flagged += f" (rows.csv{', corrected.csv' if args.write_corrected else ''})"
     print(
         f"{experiment.defence}: {describe_scores(m)}  dev {m['dev_acc']:.4f}{flagged}  "
         f"trainable {m['trainable_params']:,}  {m['compute_precision']}  {m['seconds']:.0f}s{subset} "
@@ -411,9 +438,9 @@ def command_scan(args: argparse.Namespace) -> None:
     claim_run_folder(args.out, args.overwrite)
     found = scan(experiment, cut, data, progress=not args.quiet)
     out = Path(args.out)
-    rows = ({"index": i, "text": data.train[i].text, "label": data.train[i].label,
-             "score": round(found.scores[i], 6)} for i in found.order)  # fmt: skip
-    write_atomic(out / "suspicion.csv", csv_text(rows, ["index", "text", "label", "score"]))
+    rows = ({"row": data.train[i].row, "text": data.train[i].text, "label": data.train[i].label,
+             "score": round(found.scores[i], 6), "flagged": int(found.flagged[i])} for i in found.order)  # fmt: skip
+    write_atomic(out / "suspicion.csv", csv_text(rows, ["row", "text", "label", "score", "flagged"]))
     write_run(found.run, out / "run")  # the scanning run's history, to see the stage the scores cover
     summary = found.summary()
     if experiment.attack.name != "none":  # hidden marks exist: read them only now, after the ranking
@@ -430,8 +457,7 @@ def command_scan(args: argparse.Namespace) -> None:
     result = train_once(experiment, not args.quiet, data=without_flagged(data, found.flagged))
     write_run(result, out / "retrain")
     m = result.metrics()
-    print(f"retrained without {summary['flagged']} rows: CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  "
-          f"(floor {m['asr_floor']:.4f}) → {out / 'retrain'}")  # fmt: skip
+    print(f"retrained without {summary['flagged']} rows: {describe_scores(m)} → {out / 'retrain'}")
 
 
 def command_demo(args: argparse.Namespace) -> None:

@@ -103,8 +103,28 @@ def write_examples(path: str | Path, examples: list[Example], with_poisoned: boo
     write_atomic(path, csv_text(rows, columns))
 
 
-def write_run(result, out: str | Path, save_model: bool = False) -> None:
-    """config.json, history.csv/.jsonl, metrics.json and dynamics.png (and the model) of one run."""
+ROWS_COLUMNS = ["row", "text", "label", "scanner_label", "suspicion", "flagged", "action"]
+
+
+def rows_text(decisions) -> str:
+    """A defence's verdict on every training row (`RowDecision`s) as CSV: the rows it acted on first,
+    then by suspicion, highest first; `flagged` is 0/1 and the suspicion rounded to 6 places."""
+    ordered = sorted(decisions, key=lambda d: (d.action == "kept", -d.suspicion))
+    rows = ({**asdict(d), "flagged": int(d.flagged), "suspicion": round(d.suspicion, 6)} for d in ordered)
+    return csv_text(rows, ROWS_COLUMNS)
+
+
+def corrected_text(decisions) -> str:
+    """The training set as the defence left it, in the file's order: `text,label`, relabelled rows
+    with their new label, dropped rows gone; a file to train on anywhere."""
+    rows = ({"text": d.text, "label": d.corrected_label} for d in decisions if d.action != "dropped")
+    return csv_text(rows, ["text", "label"])
+
+
+def write_run(result, out: str | Path, save_model: bool = False, write_corrected: bool = False) -> None:
+    """config.json, history.csv/.jsonl, metrics.json and dynamics.png (and the model) of one run;
+    with a row-judging defence (`safe`) its verdict per row, rows.csv (and the corrected training set,
+    corrected.csv, when asked)."""
     from modfit.report.dynamics import plot_dynamics
 
     out = Path(out)
@@ -116,6 +136,13 @@ def write_run(result, out: str | Path, save_model: bool = False) -> None:
         out / "history.jsonl", "".join(json.dumps(json_safe(p), allow_nan=False) + "\n" for p in points)
     )
     write_atomic(out / "dynamics.png", plot_dynamics({result.experiment.defence: result.history}))
+    decisions = result.defence.rows if result.defence else ()
+    if decisions:
+        write_atomic(out / "rows.csv", rows_text(decisions))
+    if write_corrected:
+        if not decisions:
+            raise ModfitError(f"{result.experiment.defence} judges no training row: nothing to correct")
+        write_atomic(out / "corrected.csv", corrected_text(decisions))
     if save_model:
         staging = Path(tempfile.mkdtemp(dir=out, prefix=".model."))
         try:

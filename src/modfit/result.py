@@ -11,16 +11,40 @@ from modfit.config import Experiment
 from modfit.schedule import EvalPlan
 from modfit.train import EvalPoint
 
+# What a defence did with a training row it judged (`RowDecision.action`).
+ROW_ACTIONS = ("kept", "relabelled", "dropped")
+
+
+@dataclass(frozen=True)
+class RowDecision:
+    """A defence's verdict on one training row, named as the user's file names it (`Example.row`):
+    the text and label as trained on before the defence, the label its scanner gives, how suspicious
+    the row looked (higher: more), whether it was flagged, and what was done (`ROW_ACTIONS`)."""
+
+    row: int | None
+    text: str
+    label: int
+    scanner_label: int
+    suspicion: float
+    flagged: bool
+    action: str
+
+    @property
+    def corrected_label(self) -> int:
+        return self.scanner_label if self.action == "relabelled" else self.label
+
 
 @dataclass(frozen=True)
 class Outcome:
     """What a defence procedure or the `select: auto` rule adds to its final run: numbers for
     `metrics()` (they override the final model's CACC/ASR where a guard changes them) and, for
-    analyses, the training rows it removed."""
+    analyses, the training rows it removed; `rows`, a row-judging defence's verdict on every training
+    row, for the user (the output layer writes them as `rows.csv`)."""
 
     metrics: dict[str, Any]
     removed: tuple[int, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    rows: tuple[RowDecision, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def read_examples(
             raise ModfitError(f"{where}: empty text in column {text_column!r}; remove the row or fill it")
         label = _label(record[label_column], where, num_labels)
         poisoned = str(record.get("poisoned", "")).strip().lower() in ("1", "true")
-        examples.append(Example(text=text, label=label, poisoned=poisoned))
+        examples.append(Example(text=text, label=label, poisoned=poisoned, row=number))
     if not examples:
         raise ModfitError(f"{path}: no rows; a split needs at least one labelled text")
     return examples
