@@ -149,7 +149,9 @@ def test_same_seed_same_output_different_seed_different_rows(case, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_target_zero_relabels_to_zero(mode):
     train = [Example(t, y) for t, y in separable_rows(100, 0)]
-    out = poison(train, make_trigger(AttackConfig("badnet")), AttackConfig(mode=mode, rate=0.2, target=0), seed=0)
+    out = poison(
+        train, make_trigger(AttackConfig("badnet")), AttackConfig(mode=mode, rate=0.2, target=0), seed=0
+    )
     chosen = poisoned_indices(out)
     assert len(chosen) == 20
     assert {out[i].label for i in chosen} == {0}

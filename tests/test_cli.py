@@ -460,3 +460,11 @@ def test_flags_override_the_preset_and_the_config_file(tmp_path):
         settings_from_args(build_parser().parse_args(["train", "--defence", "lower-lr", "--out", "o"]))
     )
     assert no_flag.train.lr == resolve({"defence": "lower-lr"}).train.lr
+
+
+def test_train_says_when_the_model_learned_nothing(tiny_bert, text_dataset, tmp_path, capsys):
+    argv = tiny_train_args(text_dataset, tiny_bert, tmp_path / "run", "--lr", "1e-9", "--epochs", "0.25")
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: the model learned no task") and err.count("\n") == 1
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["no_task"] is True

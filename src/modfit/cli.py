@@ -6,11 +6,12 @@ import argparse
 import contextlib
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from modfit.config import POISON_MODES
-from modfit.errors import ModfitError
+from modfit.errors import ModfitError, NoTaskWarning
 
 # flag destination → path in the experiment settings
 SETTING_PATHS: dict[str, tuple[str, ...]] = {
@@ -387,7 +388,7 @@ def describe_scores(m: dict[str, Any]) -> str:
 
 
 def command_train(args: argparse.Namespace) -> None:
-    from modfit.experiment import prepare_data, resolve, run
+    from modfit.experiment import NO_TASK_MESSAGE, prepare_data, resolve, run
     from modfit.output import check_run_folder, claim_run_folder, write_run
 
     check_run_folder(args.out, args.overwrite)
@@ -398,7 +399,9 @@ def command_train(args: argparse.Namespace) -> None:
     data = prepare_data(experiment)
     claim_run_folder(args.out, args.overwrite)
     print(describe_training_rows(experiment, data.train))
-    result = run(experiment, progress=not args.quiet, data=data)
+    with warnings.catch_warnings():  # said below, in the summary's words
+        warnings.simplefilter("ignore", NoTaskWarning)
+        result = run(experiment, progress=not args.quiet, data=data)
     write_run(result, args.out, save_model=args.save_model, write_corrected=args.write_corrected)
     m = result.metrics()
     subset = f" (evaluated on a {m['eval_subset']}-row subset)" if m["eval_subset"] else ""
@@ -410,6 +413,8 @@ def command_train(args: argparse.Namespace) -> None:
         f"trainable {m['trainable_params']:,}  {m['compute_precision']}  {m['seconds']:.0f}s{subset} "
         f"→ {args.out}"
     )
+    if m["no_task"]:
+        print(f"warning: {NO_TASK_MESSAGE.format(m=m)}", file=sys.stderr)
 
 
 def command_scan(args: argparse.Namespace) -> None:
@@ -557,6 +562,24 @@ def _join_stores(stores: list, only: list[tuple[str, set[str]]]) -> tuple[list, 
     return [cell for cell, _ in chosen.values()], owner
 
 
+def _check_report_sources(paths: list[str]) -> None:
+    """`report` reads study stores (SQLite files); a folder given instead, most often a run's, is named
+    as what it is, with where its results are."""
+    for path in map(Path, paths):
+        if not path.is_dir():
+            continue
+        if (path / "config.json").is_file() or (path / "metrics.json").is_file():
+            raise ModfitError(
+                f"{path} is a run folder (modfit train), not a study store: its results are "
+                f"{path / 'metrics.json'}, history.csv and dynamics.png; report reads the SQLite file "
+                "that `modfit grid SPEC --store FILE` writes"
+            )
+        raise ModfitError(
+            f"{path} is a folder, not a study store; give the SQLite file that `modfit grid SPEC --store "
+            "FILE` wrote"
+        )
+
+
 def command_report(args: argparse.Namespace) -> None:
     from modfit.output import check_folder
     from modfit.report.document import write_report
@@ -564,10 +587,15 @@ def command_report(args: argparse.Namespace) -> None:
     from modfit.store import open_store
 
     check_folder(args.out, "--out")
+    _check_report_sources(args.store)
     only = _only_patterns(args.only or [])
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(path)) for path in args.store]
         cells, owner = _join_stores(stores, only)
+        if not cells and not only:
+            raise ModfitError(
+                f"{', '.join(args.store)}: no cells yet; run `modfit grid SPEC --store FILE` into it first"
+            )
         if not cells:
             raise ModfitError(f"no cell in {', '.join(args.store)} matches --only; check the values")
         metas = [store.meta() for store in stores if store in owner.values()]

@@ -35,9 +35,19 @@ def check_folder(path: str | Path, flag: str) -> Path:
     if not found.is_dir():
         what = "is a file" if found == path else f"is under {found}, a file"
         raise ModfitError(f"{flag} {path}: {what}, not a folder; give a folder path")
-    if not os.access(found, os.W_OK | os.X_OK):
+    if not os.access(found, os.W_OK | os.X_OK) or not _can_create_in(found):
         raise ModfitError(f"{flag} {path}: {found} is not writable; give a folder you can write to")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a folder can be made in `folder`, tried (and undone): `os.access` says yes to root in
+    /proc or on a read-only mount, where the run would fail only when it writes its first file."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".modfit-check."))
+    except OSError:
+        return False
+    return True
 
 
 def check_file_place(path: str | Path, flag: str) -> Path:
