@@ -441,6 +441,7 @@ def command_scan(args: argparse.Namespace) -> None:
             f"--drop-top {cut.top}: the training set has {len(data.train)} rows; drop fewer than that"
         )
     claim_run_folder(args.out, args.overwrite)
+    print(describe_training_rows(experiment, data.train))
     found = scan(experiment, cut, data, progress=not args.quiet)
     out = Path(args.out)
     rows = ({"row": data.train[i].row, "text": data.train[i].text, "label": data.train[i].label,
