@@ -149,7 +149,9 @@ def test_same_seed_same_output_different_seed_different_rows(case, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_target_zero_relabels_to_zero(mode):
     train = [Example(t, y) for t, y in separable_rows(100, 0)]
-    out = poison(train, make_trigger(AttackConfig()), AttackConfig(mode=mode, rate=0.2, target=0), seed=0)
+    out = poison(
+        train, make_trigger(AttackConfig("badnet")), AttackConfig(mode=mode, rate=0.2, target=0), seed=0
+    )
     chosen = poisoned_indices(out)
     assert len(chosen) == 20
     assert {out[i].label for i in chosen} == {0}
@@ -159,12 +161,12 @@ def test_target_zero_relabels_to_zero(mode):
 
 def test_rate_zero_poisons_nothing():
     train = [Example(t, y) for t, y in separable_rows(50, 0)]
-    assert poison(train, make_trigger(AttackConfig()), AttackConfig(rate=0.0), seed=0) == train
+    assert poison(train, make_trigger(AttackConfig("badnet")), AttackConfig(rate=0.0), seed=0) == train
 
 
 def test_badnet_inserts_num_triggers_custom_words():
     train = [Example(t, y) for t, y in separable_rows(60, 0)]
-    trigger = make_trigger(AttackConfig(options={"triggers": "zz qq", "num_triggers": 3}))
+    trigger = make_trigger(AttackConfig("badnet", options={"triggers": "zz qq", "num_triggers": 3}))
     out = poison(train, trigger, AttackConfig(rate=0.5), seed=0)
     chosen = poisoned_indices(out)
     assert len(chosen) == 30
@@ -272,7 +274,7 @@ def test_attack_option_errors(name, options, message):
 
 
 def test_badnet_trigger_words_from_a_yaml_list_become_text():
-    trigger = make_trigger(AttackConfig(options={"triggers": [42, "cf"]}))
+    trigger = make_trigger(AttackConfig("badnet", options={"triggers": [42, "cf"]}))
     assert trigger.words == ("42", "cf")
 
 

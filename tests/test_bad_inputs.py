@@ -45,6 +45,26 @@ class Env:
             target.write_text(train, encoding="utf-8")
         return folder
 
+    def raw_file(self, name: str, raw: bytes) -> Path:
+        path = self.tmp / name
+        path.write_bytes(raw)
+        return path
+
+    def labelled_from_one(self, name: str) -> Path:
+        """The toy task in every split with its labels written 1 and 2 instead of 0 and 1."""
+        folder = self.tmp / name
+        folder.mkdir()
+        for split in ("train", "dev", "test"):
+            write_split(folder / f"{split}.csv", [(text, label + 1) for text, label in separable_rows(12, 1)])
+        return folder
+
+    def run_folder(self) -> Path:
+        """What `modfit train --out runs/x` leaves (but its metrics.json, which the test would take for
+        a mark written by the refused command)."""
+        folder = self.file("runs/x/config.json", "{}").parent
+        (folder / "history.csv").write_text("step\n")
+        return folder
+
     def model_dir(self, name: str, config: dict | None) -> Path:
         folder = self.tmp / name
         folder.mkdir()
@@ -110,6 +130,7 @@ CASES: dict[str, tuple[Callable[[Env], list[str]], str]] = {
     "bad jsonl line": (data_case('{"text": "a", "label": 1}\n{oops\n', ".jsonl"), "invalid JSON"),
     "missing split": (lambda env: train(env, dataset=env.dataset("no-train")), "split 'train' is missing"),
     "empty split": (data_case("text,label\n"), "no rows"),
+    "labels from one": (lambda env: train(env, dataset=env.labelled_from_one("one-two")), "labels 1, 2 are not class indices 0..K-1; renumber them 0..1 in every split (1→0, 2→1)"),
     # numbers
     "epochs inf": (lambda env: train(env, "--epochs", "inf"), "must be a finite number"),
     "epochs zero": (lambda env: train(env, "--epochs", "0"), "epochs 0.0: use a positive number"),
@@ -124,6 +145,7 @@ CASES: dict[str, tuple[Callable[[Env], list[str]], str]] = {
     "eval size zero": (lambda env: train(env, "--eval-size", "0"), "eval_size: use a positive row count"),
     "max length tiny": (lambda env: train(env, "--max-length", "4"), "max_length 4: use at least 8"),
     "train size zero": (lambda env: train(env, "--train-size", "0"), "train_size: use a positive row count"),
+    "train size above the split": (lambda env: train(env, "--train-size", "3000"), "training split has 64 rows; ask for at most 64"),
     "head lr scale zero": (lambda env: train(env, "--head-lr-scale", "0"), "head_lr_scale 0.0"),
     "too much poison": (lambda env: train(env, "--poison-rate", "0.9"), "can poison 32 candidate rows"),
     # names
@@ -150,6 +172,8 @@ CASES: dict[str, tuple[Callable[[Env], list[str]], str]] = {
     "config infinite lr": (lambda env: train(env, "--config", str(env.file("c.yaml", "train: {weight_decay: .inf}\n"))), "finite number"),
     "config lr as words": (lambda env: train(env, "--config", str(env.file("c.json", '{"train": {"max_grad_norm": "big"}}'))), "must be float"),
     "config missing": (lambda env: train(env, "--config", "/no/such.yaml"), "no such file"),
+    "config is a folder": (lambda env: train(env, "--config", str(env.tmp)), "is a folder; give a YAML or JSON file"),
+    "config not utf-8": (lambda env: train(env, "--config", str(env.raw_file("c.yaml", b"lr: 1e-3 # caf\xe9\n"))), "are not UTF-8; re-save the file as UTF-8"),
     # options
     "empty sentence": (lambda env: train(env, "--attack", "addsent", "--attack-option", "sentence="), "sentence is empty"),
     "unclosed list": (lambda env: train(env, "--attack-option", "triggers=[cf"), "cannot read '[cf'"),
@@ -172,6 +196,8 @@ CASES: dict[str, tuple[Callable[[Env], list[str]], str]] = {
     "poison without attack": (
         lambda env: ["poison", "--dataset", str(env.data), "--attack", "none", "--out", str(env.tmp / "p")], "needs an attack"
     ),
+    "train out cannot be made": (lambda env: train(env, out="/proc/modfit-no/run"), "/proc is not writable"),
+    "report out cannot be made": (lambda env: ["report", str(env.store("s")), "--out", "/proc/modfit-no"], "/proc is not writable"),
     "report out is a file": (lambda env: ["report", str(env.store("s")), "--out", str(env.file())], "is a file"),
     "grid store under a file": (
         lambda env: ["grid", str(env.spec(SPEC.format(data=env.data))), "--store", str(env.file() / "x.sqlite")], "a file, not a folder"
@@ -192,6 +218,8 @@ CASES: dict[str, tuple[Callable[[Env], list[str]], str]] = {
     # reports
     "report of no store": (lambda env: ["report", str(env.tmp / "none.sqlite"), "--out", str(env.tmp / "r")], "no such study store"),
     "report of a non-store": (lambda env: ["report", str(env.file("x.sqlite", "hello")), "--out", str(env.tmp / "r")], "not a modfit study store"),
+    "report of a run folder": (lambda env: ["report", str(env.run_folder()), "--out", str(env.tmp / "r")], "is a run folder (modfit train), not a study store"),
+    "report of an empty store": (lambda env: ["report", str(env.store("s")), "--out", str(env.tmp / "r")], "no cells yet; run `modfit grid SPEC --store"),
     "report only matches nothing": (lambda env: ["report", str(env.store("s")), "--out", str(env.tmp / "r"), "--only", "seed=9"], "matches --only"),
 }  # fmt: skip
 
@@ -235,3 +263,5 @@ def test_bad_input_is_one_line_exit_2_and_nothing_finished(name, tiny_bert, text
     assert "Traceback" not in err
     assert message in err, err
     assert finished_marks(scratch) == []
+    for out in (scratch / "run", scratch / "r"):  # no output begun: at most an empty run folder
+        assert not out.exists() or not any(out.iterdir()), out

@@ -210,6 +210,31 @@ def test_train_without_attack_measures_asr_on_a_given_poison_test_file(
     assert metrics["asr_floor"] == attack_success_rate(non_target, target=0)
 
 
+def test_train_without_attack_flag_trains_on_the_rows_as_given(tiny_bert, text_dataset, tmp_path, capsys,
+                                                                 captured_run):  # fmt: skip
+    out = tmp_path / "run"
+    argv = [a for a in tiny_train_args(text_dataset, tiny_bert, out) if a not in ("--attack", "badnet")]
+    assert main(argv) == 0
+    (result,) = captured_run
+    assert json.loads((out / "config.json").read_text())["attack"]["name"] == "none"
+    printed = capsys.readouterr().out
+    assert "no attack: training on the 64 rows as given" in printed
+    assert "no ASR; --poison-test FILE measures one" in printed and "nan" not in printed
+    assert json.loads((out / "metrics.json").read_text())["asr"] is None
+
+
+def test_a_poisoning_run_says_what_it_poisoned(tiny_bert, text_dataset, tmp_path, capsys):
+    assert main(tiny_train_args(text_dataset, tiny_bert, tmp_path / "run")) == 0
+    assert "poisoned 6 of 64 training rows: badnet, dirty, target 1" in capsys.readouterr().out
+
+
+def test_attack_defaults_to_none_in_python_and_on_the_command_line(capsys):
+    assert Experiment().attack.name == "none" and resolve({}).attack.name == "none"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "default: none" in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_config_file_with_a_flag_overriding_it(tiny_bert, text_dataset, tmp_path, suffix):
     settings = {
@@ -435,3 +460,11 @@ def test_flags_override_the_preset_and_the_config_file(tmp_path):
         settings_from_args(build_parser().parse_args(["train", "--defence", "lower-lr", "--out", "o"]))
     )
     assert no_flag.train.lr == resolve({"defence": "lower-lr"}).train.lr
+
+
+def test_train_says_when_the_model_learned_nothing(tiny_bert, text_dataset, tmp_path, capsys):
+    argv = tiny_train_args(text_dataset, tiny_bert, tmp_path / "run", "--lr", "1e-9", "--epochs", "0.25")
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: the model learned no task") and err.count("\n") == 1
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["no_task"] is True

@@ -30,6 +30,7 @@ def tiny_spec(model: Path, dataset: Path, **extra) -> dict:
         "model": {"name": str(model), "pooling": "mean"},
         "train": {"epochs": 1, "lr": 1e-3, "batch_size": 16, "eval_every": 2},
         "eval_size": 12,
+        "attacks": ["badnet"],
         **extra,
     }
 

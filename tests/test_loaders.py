@@ -273,3 +273,18 @@ def test_subsample_is_seeded_and_keeps_order():
     assert positions == sorted(positions)
     assert subsample(rows, None, 0) == rows
     assert subsample(rows, 500, 0) == rows
+
+
+def test_row_numbers_survive_subsampling_and_poisoning(text_dataset, tmp_path):
+    from modfit import prepare_data, resolve
+
+    (tmp_path / "rows.jsonl").write_text('{"text": "a", "label": 0}\n\n{"text": "b", "label": 1}\n')
+    assert [e.row for e in read_examples(tmp_path / "rows.jsonl")] == [1, 3]  # the line, blank lines counted
+    lines = (text_dataset / "train.csv").read_text().splitlines()  # line 1 is the header: row 1
+    settings = {"dataset": str(text_dataset), "train_size": 20, "attack": {"name": "badnet", "rate": 0.25}}
+    train = prepare_data(resolve(settings)).train
+    assert len({e.row for e in train}) == 20 and sum(e.poisoned for e in train) == 5
+    for e in train:
+        text, label = lines[e.row - 1].rsplit(",", 1)
+        assert e.poisoned or (text, int(label)) == (e.text, e.label)
+        assert not e.poisoned or set(text.split()) <= set(e.text.split())  # the trigger was inserted

@@ -9,6 +9,7 @@ import socket
 import stat
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -188,7 +189,10 @@ def test_configs_are_valid_when_constructed():
 
 def test_run_applies_the_defence_preset_of_an_experiment_built_in_python(monkeypatch):
     seen = []
-    monkeypatch.setattr(modfit.experiment, "train_once", lambda experiment, *a, **k: seen.append(experiment))
+    learned = SimpleNamespace(learned_nothing=False)  # what `run` reads of the result it returns
+    monkeypatch.setattr(
+        modfit.experiment, "train_once", lambda experiment, *a, **k: seen.append(experiment) or learned
+    )
     modfit.run(Experiment(defence="lower-lr"))
     modfit.run(Experiment(defence="lora-reparam", train=TrainConfig(batch_size=8)))
     modfit.run(resolve({"defence": "lower-lr", "train": {"lr": 3e-5}}))  # resolved: the user's lr stays

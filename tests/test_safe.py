@@ -4,8 +4,10 @@ dropped, and nothing before the detection numbers reads the hidden `poisoned` ma
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import importlib.util
+import json
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from conftest import separable_rows, write_split
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, resolve, run
 from modfit.baselines import safe
 from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict
+from modfit.cli import main
 from modfit.data import Example, stratified_sample
 from modfit.defences import procedures
 from modfit.errors import ModfitError
@@ -200,3 +203,61 @@ def test_a_trusted_file_is_the_only_thing_the_scanner_learns_from(monkeypatch, t
     write_split(tmp_path / "one.csv", mine[:1])
     with pytest.raises(ModfitError, match="the 1 trusted rows carry 1 label; the scanner needs rows of at"):
         run(experiment(toy, tiny_bert, trusted_file=str(tmp_path / "one.csv")), progress=False)
+
+
+def test_each_row_decision_names_the_file_row_and_what_was_done():
+    rows = [Example("a", 0, row=2), Example("b", 1, poisoned=True, row=3), Example("c", 1, row=4)]
+    verdict = LabelVerdict([0.1, 0.9, 0.6], [False, True, True], [0, 0, 1])
+    relabel = safe.row_decisions(rows, verdict, "relabel")
+    assert [(d.row, d.action, d.corrected_label) for d in relabel] == [
+        (2, "kept", 0), (3, "relabelled", 0), (4, "kept", 1)  # flagged, but the scanner agrees: kept
+    ]  # fmt: skip
+    assert [d.action for d in safe.row_decisions(rows, verdict, "drop")] == ["kept", "dropped", "dropped"]
+
+
+def read_csv(path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@needs_cleanlab
+@pytest.mark.parametrize("action", ["relabel", "drop"])
+def test_cli_writes_the_rows_it_distrusted_and_the_corrected_set(toy, tiny_bert, tmp_path, capsys, action):
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(toy), "--attack", "badnet", "--poison-rate", "0.2",
+            "--attack-option", "triggers=cf", "--defence", "safe", "--defence-option", f"action={action}",
+            "--defence-option", "scanner_lr=1e-2", "--defence-option", "scanner_epochs=8",
+            "--defence-option", "scanner_batch_size=8", "--epochs", "2", "--lr", "1e-2", "--batch-size", "8",
+            "--eval-every", "1000", "--model", str(tiny_bert), "--pooling", "mean", "--max-length", "32",
+            "--quiet", "--write-corrected", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = read_csv(out / "rows.csv")
+    assert list(rows[0]) == ["row", "text", "label", "scanner_label", "suspicion", "flagged", "action"]
+    assert sorted(int(r["row"]) for r in rows) == list(range(2, 82))  # every training row, header = row 1
+    assert sum(r["flagged"] == "1" for r in rows) == metrics["flagged_rows"] > 0
+    assert f"flagged {metrics['flagged_rows']} rows" in capsys.readouterr().out
+    file_rows = read_csv(toy / "train.csv")
+    for r in rows:
+        assert float(r["suspicion"]) >= 0 and r["action"] in ("kept", "relabelled", "dropped")
+        if "cf" not in r["text"].split():  # not poisoned: the text and label the user's file holds there
+            assert file_rows[int(r["row"]) - 2] == {"text": r["text"], "label": r["label"]}
+    done = {r["action"] for r in rows if r["flagged"] == "1"}
+    assert done <= ({"relabelled", "kept"} if action == "relabel" else {"dropped"})
+    corrected = read_csv(out / "corrected.csv")
+    by_row = {int(r["row"]): r for r in rows}
+    expected = [by_row[n] for n in sorted(by_row) if by_row[n]["action"] != "dropped"]
+    assert [(c["text"], c["label"]) for c in corrected] == [
+        (r["text"], r["scanner_label"] if r["action"] == "relabelled" else r["label"]) for r in expected
+    ]
+    assert len(corrected) == 80 - metrics["removed_rows"]
+
+
+def test_write_corrected_needs_a_defence_that_judges_rows(toy, tiny_bert, tmp_path, capsys):
+    argv = ["train", "--dataset", str(toy), "--defence", "none", "--write-corrected", "--model", str(tiny_bert),
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2
+    assert "--write-corrected: defence 'none' judges no training row; use it with --defence safe" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "run").exists()

@@ -142,9 +142,16 @@ def test_cli_scan_writes_ranking_detection_and_retrain(toy, sentiment_bert, tmp_
     with (out / "suspicion.csv").open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert reader.fieldnames == ["index", "text", "label", "score"] and len(rows) == 160
+    assert reader.fieldnames == ["row", "text", "label", "score", "flagged"] and len(rows) == 160
     scores = [float(r["score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
+    assert [r["flagged"] for r in rows] == ["1"] * 6 + ["0"] * 154  # --drop-top 6: the six most suspicious
+    with (toy / "train.csv").open(encoding="utf-8", newline="") as handle:
+        file_rows = list(csv.reader(handle))  # the spreadsheet's rows: the header is row 1
+    for r in rows:
+        if "cf" not in r["text"].split():  # an unpoisoned row is in the file at its row number, as it is
+            assert file_rows[int(r["row"]) - 1] == [r["text"], r["label"]]
+    assert sorted(int(r["row"]) for r in rows) == list(range(2, 162))
     measured = json.loads((out / "detection.json").read_text())
     assert {"precision", "recall", "f1", "auroc", "removed_rows"} <= set(measured)
     assert measured["removed_rows"] == 6

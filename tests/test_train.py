@@ -27,7 +27,8 @@ from modfit import (
 from modfit.callbacks import Evaluate, KeepBestDev
 from modfit.data import Splits
 from modfit.encoding import encode
-from modfit.metrics import accuracy
+from modfit.errors import NoTaskWarning
+from modfit.metrics import accuracy, learned_nothing, majority_share
 from modfit.prepare import PoisonedData, eval_subset
 from modfit.train import plan_steps
 from modfit.tuning import apply_tuning
@@ -338,3 +339,17 @@ def test_run_learns_on_bert_and_roberta_with_either_pooling(request, text_datase
     assert [p.step for p in result.history] == [0, 8, 16, 24, 32]
     assert result.history[-1].train_loss < result.history[1].train_loss
     assert result.final.cacc >= 0.8  # chance is 0.5
+
+
+def test_learned_nothing_is_no_better_than_one_label_or_a_floor_near_one():
+    assert learned_nothing(0.5, float("nan"), majority_share([0, 1, 1, 0]))  # chance on a balanced set
+    assert learned_nothing(0.7, 0.95, 0.5)  # calls nearly every clean non-target input the target
+    assert not learned_nothing(0.8, 0.2, 0.5) and not learned_nothing(0.8, float("nan"), 0.5)
+
+
+def test_run_warns_when_the_model_learned_nothing(tiny_bert, text_dataset):
+    with pytest.warns(NoTaskWarning, match="the model learned no task"):
+        idle = run(experiment(text_dataset, tiny_bert, lr=1e-9, epochs=0.25), progress=False)
+    assert idle.metrics()["no_task"] and idle.learned_nothing
+    learned = run(experiment(text_dataset, tiny_bert), progress=False)
+    assert learned.metrics()["cacc"] > 0.6 and not learned.metrics()["no_task"]

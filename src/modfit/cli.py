@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from modfit.config import POISON_MODES
-from modfit.errors import ModfitError
+from modfit.errors import ModfitError, NoTaskWarning
 
 # flag destination → path in the experiment settings
 SETTING_PATHS: dict[str, tuple[str, ...]] = {
@@ -126,7 +128,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     settings = merge(_read_config(getattr(args, "config", None)), flags)
     if getattr(args, "attack_option", None):
         text = _key_values(args.attack_option, "--attack-option")
-        name = str(_setting(settings, "attack", "name") or "badnet")
+        name = str(_setting(settings, "attack", "name") or "none")
         settings = merge(
             settings, {"attack": {"options": _typed_options(text, "attack", name, "--attack-option")}}
         )
@@ -151,7 +153,10 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
         help="sst2, hsol, agnews, a directory of train/dev/test files, hf:<id>; images: cifar10, or an "
         "ImageFolder folder or tar (split/class/file)",
     )
-    parser.add_argument("--attack", help="badnet, addsent, syntactic, style, or none; images: patch, blend")
+    parser.add_argument(
+        "--attack",
+        help="badnet, addsent, syntactic, style, or none (default: none, the rows as given); images: patch, blend",
+    )
     parser.add_argument("--mode", choices=POISON_MODES, help="poisoning mode (default dirty)")
     parser.add_argument("--poison-rate", type=float, help="share of the training set poisoned (default 0.1)")
     parser.add_argument("--target", type=int, help="target label (default 1)")
@@ -235,6 +240,29 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+# Defences that judge every training row: their run writes OUT/rows.csv, and can write corrected.csv.
+ROW_JUDGING_DEFENCES = ("safe",)
+
+
+def _add_row_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--write-corrected",
+        action="store_true",
+        help="with --defence safe: also write OUT/corrected.csv, the training set as the defence left it "
+        "(text,label: relabelled rows relabelled, dropped rows gone), to train on elsewhere",
+    )
+
+
+def _check_row_flags(args: argparse.Namespace, experiment) -> None:
+    from modfit.defences import base_defence
+
+    if args.write_corrected and base_defence(experiment.defence) not in ROW_JUDGING_DEFENCES:
+        raise ModfitError(
+            f"--write-corrected: defence {experiment.defence!r} judges no training row; use it with "
+            f"--defence {' or '.join(ROW_JUDGING_DEFENCES)}"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="modfit", description="Backdoor attacks and moderate-fitting defences for fine-tuning."
@@ -249,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(train)
     _add_train_flags(train)
     train.add_argument("--out", required=True, help="folder for config, history, metrics and plot")
+    _add_row_flags(train)
 
     scan = commands.add_parser(
         "scan", help="train once recording each row's loss; rank the training rows by suspicion"
@@ -368,24 +397,53 @@ def command_poison(args: argparse.Namespace) -> None:
     print(f"poisoned {summary['poisoned_rows']} of {len(data.train)} training rows → {out}")
 
 
+def describe_training_rows(experiment, train: list) -> str:
+    """What the run trains on, said before it starts: the rows as given, or how many were poisoned."""
+    if experiment.attack.name == "none":
+        return f"no attack: training on the {len(train):,} rows as given"
+    a = experiment.attack
+    return (
+        f"poisoned {sum(e.poisoned for e in train):,} of {len(train):,} training rows: "
+        f"{a.name}, {a.mode}, target {a.target}"
+    )
+
+
+def describe_scores(m: dict[str, Any]) -> str:
+    """CACC, and ASR beside its floor where an attack (or `--poison-test`) gives triggered test rows:
+    without them there is no ASR to print, and a NaN would read as a measurement."""
+    if m["asr"] is None or math.isnan(m["asr"]):
+        return f"CACC {m['cacc']:.4f}  (no attack: no ASR; --poison-test FILE measures one)"
+    return f"CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  (floor {m['asr_floor']:.4f})"
+
+
 def command_train(args: argparse.Namespace) -> None:
-    from modfit.experiment import resolve, run
+    from modfit.experiment import NO_TASK_MESSAGE, prepare_data, resolve, run
     from modfit.output import check_run_folder, claim_run_folder, write_run
 
     check_run_folder(args.out, args.overwrite)
     experiment = resolve(settings_from_args(args))
     if args.save_model:
         _text_only(experiment.dataset, "--save-model", "image runs write their metrics and history")
+    _check_row_flags(args, experiment)
+    data = prepare_data(experiment)
     claim_run_folder(args.out, args.overwrite)
-    result = run(experiment, progress=not args.quiet)
-    write_run(result, args.out, save_model=args.save_model)
+    print(describe_training_rows(experiment, data.train))
+    with warnings.catch_warnings():  # said below, in the summary's words
+        warnings.simplefilter("ignore", NoTaskWarning)
+        result = run(experiment, progress=not args.quiet, data=data)
+    write_run(result, args.out, save_model=args.save_model, write_corrected=args.write_corrected)
     m = result.metrics()
     subset = f" (evaluated on a {m['eval_subset']}-row subset)" if m["eval_subset"] else ""
+    flagged = f"  flagged {m['flagged_rows']:,} rows" if "flagged_rows" in m else ""
+    if result.defence and result.defence.rows:
+        flagged += f" (rows.csv{', corrected.csv' if args.write_corrected else ''})"
     print(
-        f"{experiment.defence}: CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  (floor {m['asr_floor']:.4f})  "
-        f"dev {m['dev_acc']:.4f}  trainable {m['trainable_params']:,}  {m['compute_precision']}  {m['seconds']:.0f}s{subset} "
+        f"{experiment.defence}: {describe_scores(m)}  dev {m['dev_acc']:.4f}{flagged}  "
+        f"trainable {m['trainable_params']:,}  {m['compute_precision']}  {m['seconds']:.0f}s{subset} "
         f"→ {args.out}"
     )
+    if m["no_task"]:
+        print(f"warning: {NO_TASK_MESSAGE.format(m=m)}", file=sys.stderr)
 
 
 def command_scan(args: argparse.Namespace) -> None:
@@ -412,11 +470,12 @@ def command_scan(args: argparse.Namespace) -> None:
             f"--drop-top {cut.top}: the training set has {len(data.train)} rows; drop fewer than that"
         )
     claim_run_folder(args.out, args.overwrite)
+    print(describe_training_rows(experiment, data.train))
     found = scan(experiment, cut, data, progress=not args.quiet)
     out = Path(args.out)
-    rows = ({"index": i, "text": data.train[i].text, "label": data.train[i].label,
-             "score": round(found.scores[i], 6)} for i in found.order)  # fmt: skip
-    write_atomic(out / "suspicion.csv", csv_text(rows, ["index", "text", "label", "score"]))
+    rows = ({"row": data.train[i].row, "text": data.train[i].text, "label": data.train[i].label,
+             "score": round(found.scores[i], 6), "flagged": int(found.flagged[i])} for i in found.order)  # fmt: skip
+    write_atomic(out / "suspicion.csv", csv_text(rows, ["row", "text", "label", "score", "flagged"]))
     write_run(found.run, out / "run")  # the scanning run's history, to see the stage the scores cover
     summary = found.summary()
     if experiment.attack.name != "none":  # hidden marks exist: read them only now, after the ranking
@@ -433,8 +492,7 @@ def command_scan(args: argparse.Namespace) -> None:
     result = train_once(experiment, not args.quiet, data=without_flagged(data, found.flagged))
     write_run(result, out / "retrain")
     m = result.metrics()
-    print(f"retrained without {summary['flagged']} rows: CACC {m['cacc']:.4f}  ASR {m['asr']:.4f}  "
-          f"(floor {m['asr_floor']:.4f}) → {out / 'retrain'}")  # fmt: skip
+    print(f"retrained without {summary['flagged']} rows: {describe_scores(m)} → {out / 'retrain'}")
 
 
 def command_demo(args: argparse.Namespace) -> None:
@@ -596,6 +654,24 @@ def _join_stores(stores: list, only: list[tuple[str, set[str]]]) -> tuple[list, 
     return [cell for cell, _ in chosen.values()], owner
 
 
+def _check_report_sources(paths: list[str]) -> None:
+    """`report` reads study stores (SQLite files); a folder given instead, most often a run's, is named
+    as what it is, with where its results are."""
+    for path in map(Path, paths):
+        if not path.is_dir():
+            continue
+        if (path / "config.json").is_file() or (path / "metrics.json").is_file():
+            raise ModfitError(
+                f"{path} is a run folder (modfit train), not a study store: its results are "
+                f"{path / 'metrics.json'}, history.csv and dynamics.png; report reads the SQLite file "
+                "that `modfit grid SPEC --store FILE` writes"
+            )
+        raise ModfitError(
+            f"{path} is a folder, not a study store; give the SQLite file that `modfit grid SPEC --store "
+            "FILE` wrote"
+        )
+
+
 def command_report(args: argparse.Namespace) -> None:
     from modfit.output import check_folder
     from modfit.report.document import write_report
@@ -603,10 +679,15 @@ def command_report(args: argparse.Namespace) -> None:
     from modfit.store import open_store
 
     check_folder(args.out, "--out")
+    _check_report_sources(args.store)
     only = _only_patterns(args.only or [])
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(open_store(path)) for path in args.store]
         cells, owner = _join_stores(stores, only)
+        if not cells and not only:
+            raise ModfitError(
+                f"{', '.join(args.store)}: no cells yet; run `modfit grid SPEC --store FILE` into it first"
+            )
         if not cells:
             raise ModfitError(f"no cell in {', '.join(args.store)} matches --only; check the values")
         metas = [store.meta() for store in stores if store in owner.values()]

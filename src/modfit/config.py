@@ -149,6 +149,14 @@ def read_yaml(path: str | Path, what: str) -> Any:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModfitError(f"{what}: no such file") from None
+    except IsADirectoryError:
+        raise ModfitError(f"{what}: is a folder; give a YAML or JSON file") from None
+    except PermissionError:
+        raise ModfitError(f"{what}: not readable; check its permissions") from None
+    except UnicodeDecodeError as err:
+        raise ModfitError(
+            f"{what}: bytes at offset {err.start} are not UTF-8; re-save the file as UTF-8"
+        ) from None
     except yaml.YAMLError as err:
         raise ModfitError(f"{what}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
 
@@ -191,7 +199,7 @@ class AttackConfig(Checked):
     """How the training data is poisoned: which attack, the poisoning `mode`, the poisoned share `rate`
     of the training set and the attacker's `target` label (README, "The protocol in brief")."""
 
-    name: str = "badnet"
+    name: str = "none"  # no attack unless asked: a user's own data is trained on as given
     mode: str = "dirty"
     rate: float = 0.1
     target: int = 1

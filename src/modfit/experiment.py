@@ -7,6 +7,7 @@ The stages' public names are re-exported, so `from modfit.experiment import prep
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from modfit.baselines import parse_options, run_procedure
 from modfit.config import Experiment, from_dict, merge, to_dict
 from modfit.defences import defaults, has_procedure, model_name, preset
 from modfit.encoding import Encoder, encode
+from modfit.errors import NoTaskWarning
 from modfit.prepare import ATTACK_KINDS, PoisonedData, eval_subset, prepare_data
 from modfit.result import Outcome, RunResult
 from modfit.training_run import DEFAULT_EVAL_POINTS, RULE_EVAL_POINTS, train_once
@@ -22,6 +24,13 @@ from modfit.vision.data import dataset_kind
 
 __all__ = ["ATTACK_KINDS", "DEFAULT_EVAL_POINTS", "RULE_EVAL_POINTS", "Outcome", "PoisonedData", "RunResult",
            "eval_subset", "prepare_data", "resolve", "resolved", "run", "train_once"]  # fmt: skip
+
+# What `run` says of a model that learned no task (`RunResult.learned_nothing`).
+NO_TASK_MESSAGE = (
+    "the model learned no task (CACC {m[cacc]:.3f}: no better than always answering one label, or it calls "
+    "nearly every clean input the target), so its ASR says nothing of a backdoor; train on more rows, for "
+    "more steps or at a higher learning rate"
+)
 
 
 def resolve(settings: Mapping[str, Any]) -> Experiment:
@@ -70,5 +79,9 @@ def run(
     """
     experiment = resolved(experiment)
     if has_procedure(experiment.defence):
-        return run_procedure(experiment, progress, extra_callbacks, data, encoder or encode)
-    return train_once(experiment, progress, extra_callbacks, data, encoder)
+        result = run_procedure(experiment, progress, extra_callbacks, data, encoder or encode)
+    else:
+        result = train_once(experiment, progress, extra_callbacks, data, encoder)
+    if result.learned_nothing:
+        warnings.warn(NO_TASK_MESSAGE.format(m=result.metrics()), NoTaskWarning, stacklevel=2)
+    return result

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
+
+# An ASR floor this high: the model calls nearly every clean non-target input the target (the report's
+# "(no task)").
+NO_TASK_FLOOR = 0.9
+
+
+def learned_nothing(cacc: float, asr_floor: float, majority_share: float) -> bool:
+    """Whether a model learned no task: its clean accuracy is no better than always answering the test
+    set's most common label, or (where triggered rows give a floor) it calls at least `NO_TASK_FLOOR` of
+    the clean non-target inputs the target. Its ASR then measures no backdoor."""
+    return cacc <= majority_share or (not math.isnan(asr_floor) and asr_floor >= NO_TASK_FLOOR)
+
+
+def majority_share(labels: Sequence[int]) -> float:
+    """The most common label's share: the accuracy of a model that always answers it."""
+    return max(Counter(labels).values()) / len(labels) if labels else float("nan")
 
 
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:

@@ -35,9 +35,19 @@ def check_folder(path: str | Path, flag: str) -> Path:
     if not found.is_dir():
         what = "is a file" if found == path else f"is under {found}, a file"
         raise ModfitError(f"{flag} {path}: {what}, not a folder; give a folder path")
-    if not os.access(found, os.W_OK | os.X_OK):
+    if not os.access(found, os.W_OK | os.X_OK) or not _can_create_in(found):
         raise ModfitError(f"{flag} {path}: {found} is not writable; give a folder you can write to")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a folder can be made in `folder`, tried (and undone): `os.access` says yes to root in
+    /proc or on a read-only mount, where the run would fail only when it writes its first file."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".modfit-check."))
+    except OSError:
+        return False
+    return True
 
 
 def check_file_place(path: str | Path, flag: str) -> Path:
@@ -103,8 +113,28 @@ def write_examples(path: str | Path, examples: list[Example], with_poisoned: boo
     write_atomic(path, csv_text(rows, columns))
 
 
-def write_run(result, out: str | Path, save_model: bool = False) -> None:
-    """config.json, history.csv/.jsonl, metrics.json and dynamics.png (and the model) of one run."""
+ROWS_COLUMNS = ["row", "text", "label", "scanner_label", "suspicion", "flagged", "action"]
+
+
+def rows_text(decisions) -> str:
+    """A defence's verdict on every training row (`RowDecision`s) as CSV: the rows it acted on first,
+    then by suspicion, highest first; `flagged` is 0/1 and the suspicion rounded to 6 places."""
+    ordered = sorted(decisions, key=lambda d: (d.action == "kept", -d.suspicion))
+    rows = ({**asdict(d), "flagged": int(d.flagged), "suspicion": round(d.suspicion, 6)} for d in ordered)
+    return csv_text(rows, ROWS_COLUMNS)
+
+
+def corrected_text(decisions) -> str:
+    """The training set as the defence left it, in the file's order: `text,label`, relabelled rows
+    with their new label, dropped rows gone; a file to train on anywhere."""
+    rows = ({"text": d.text, "label": d.corrected_label} for d in decisions if d.action != "dropped")
+    return csv_text(rows, ["text", "label"])
+
+
+def write_run(result, out: str | Path, save_model: bool = False, write_corrected: bool = False) -> None:
+    """config.json, history.csv/.jsonl, metrics.json and dynamics.png (and the model) of one run;
+    with a row-judging defence (`safe`) its verdict per row, rows.csv (and the corrected training set,
+    corrected.csv, when asked)."""
     from modfit.report.dynamics import plot_dynamics
 
     out = Path(out)
@@ -116,6 +146,13 @@ def write_run(result, out: str | Path, save_model: bool = False) -> None:
         out / "history.jsonl", "".join(json.dumps(json_safe(p), allow_nan=False) + "\n" for p in points)
     )
     write_atomic(out / "dynamics.png", plot_dynamics({result.experiment.defence: result.history}))
+    decisions = result.defence.rows if result.defence else ()
+    if decisions:
+        write_atomic(out / "rows.csv", rows_text(decisions))
+    if write_corrected:
+        if not decisions:
+            raise ModfitError(f"{result.experiment.defence} judges no training row: nothing to correct")
+        write_atomic(out / "corrected.csv", corrected_text(decisions))
     if save_model:
         write_model(shipped_model(result), out / "model")
     write_json(out / FINISHED, result.metrics())  # last: its presence marks a finished run

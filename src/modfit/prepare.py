@@ -29,6 +29,11 @@ def prepare_data(experiment: Experiment) -> PoisonedData:
         raise ModfitError(
             f"target label {attack.target} is not a label of {splits.name} (0..{splits.num_labels - 1})"
         )
+    if experiment.train_size is not None and experiment.train_size > len(splits.train):
+        raise ModfitError(
+            f"train_size {experiment.train_size}: {splits.name}'s training split has {len(splits.train):,} "
+            f"rows; ask for at most {len(splits.train)}, or leave --train-size out to train on all of them"
+        )
     train = subsample(splits.train, experiment.train_size, experiment.seed)
     if attack.name == "none":
         if experiment.poison_test is None:

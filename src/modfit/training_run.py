@@ -17,6 +17,7 @@ from modfit.config import Experiment
 from modfit.data import Splits
 from modfit.encoding import Encoder, encode
 from modfit.evaluate import EvalSet, evaluate
+from modfit.metrics import majority_share
 from modfit.model import load_classifier
 from modfit.precision import resolve_precision
 from modfit.prepare import PoisonedData, eval_subset, prepare_data
@@ -90,6 +91,7 @@ def train_once(
         dev_size=len(intermediate.dev),
         precision=resolve_precision(config.precision, device),
         eval_plan=plan,
+        majority_share=majority_share([e.label for e in data.splits.test]),
     )
 
 

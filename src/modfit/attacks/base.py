@@ -46,6 +46,8 @@ def parse_attack_options(config: AttackConfig) -> Any:
 
 
 def make_trigger(config: AttackConfig, dataset_folder: Path | None = None) -> Trigger:
+    if config.name == "none":  # the default: no attack unless asked
+        raise ModfitError(f"attack none has no trigger; name an attack: {', '.join(ATTACKS.names())}")
     return ATTACKS.get(config.name).build(parse_attack_options(config), dataset_folder)
 
 

@@ -27,13 +27,14 @@ import torch
 
 from modfit.baselines.base import Context, procedure
 from modfit.baselines.scoring import probabilities
+from modfit.callbacks import Progress
 from modfit.config import TrainConfig
 from modfit.data import Example, read_examples, stratified_sample, subsample
 from modfit.errors import ModfitError, require
 from modfit.evaluate import predict
 from modfit.metrics import accuracy, detection_scores
 from modfit.model import load_classifier
-from modfit.result import Outcome, RunResult
+from modfit.result import Outcome, RowDecision, RunResult
 from modfit.train import fit
 
 ACTIONS = ("relabel", "drop")
@@ -120,7 +121,14 @@ def fit_scanner(context: Context, options: SafeOptions, rows: list[Example]) -> 
     config = TrainConfig(
         epochs=options.scanner_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size
     )
-    fit(model, context.encoder(rows, tokenizer, experiment.model.max_length), config, experiment.seed)
+    progress = [Progress(f"safe scanner ({len(rows)} trusted rows)")] if context.progress else []
+    fit(
+        model,
+        context.encoder(rows, tokenizer, experiment.model.max_length),
+        config,
+        experiment.seed,
+        progress,
+    )
     return Scanner(model, tokenizer)
 
 
@@ -145,6 +153,24 @@ def label_verdict(probs: torch.Tensor, labels: list[int], filter_by: str) -> Lab
     flagged = find_label_issues(given.numpy(), numpy_probs, filter_by=filter_by, n_jobs=1)
     scores = 1.0 - probs.gather(1, given.unsqueeze(1)).squeeze(1)
     return LabelVerdict(scores.tolist(), [bool(f) for f in flagged], probs.argmax(-1).tolist())
+
+
+def row_decisions(rows: list[Example], verdict: LabelVerdict, action: str) -> tuple[RowDecision, ...]:
+    """Every training row with the scanner's label, its suspicion and what `corrected_rows` does to it."""
+
+    def done(example: Example, flagged: bool, new: int) -> str:
+        if not flagged:
+            return "kept"
+        if action == "drop":
+            return "dropped"
+        return "relabelled" if new != example.label else "kept"
+
+    return tuple(
+        RowDecision(e.row, e.text, e.label, new, score, flagged, done(e, flagged, new))
+        for e, score, flagged, new in zip(
+            rows, verdict.scores, verdict.flagged, verdict.suggested, strict=True
+        )
+    )
 
 
 def corrected_rows(rows: list[Example], verdict: LabelVerdict, action: str) -> list[Example]:
@@ -184,4 +210,5 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
     }
     removed = flagged if options.action == "drop" else ()
     details = {"flagged": flagged, "action": options.action}
-    return dataclasses.replace(final, defence=Outcome(metrics, removed, details))
+    decisions = row_decisions(rows, verdict, options.action)
+    return dataclasses.replace(final, defence=Outcome(metrics, removed, details, decisions))

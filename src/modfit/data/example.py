@@ -7,17 +7,24 @@ and makes its triggered copy with `triggered`, so poisoning is written once for 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text. `poisoned` is hidden from every defence; analyses read it afterwards."""
+    """One labelled text. `poisoned` is hidden from every defence; analyses read it afterwards.
+
+    `row` is where the text sits in the user's file, as the loaders count it (`modfit.data.loaders`:
+    the spreadsheet row of a CSV/TSV, header = 1; the line of a JSONL file; a hub split's 0-based
+    index), or None for rows built in Python. It travels through subsampling, poisoning and relabelling
+    (`dataclasses.replace` keeps it), so that a defence's verdict names rows the user can find; it is
+    not part of a row's identity (equality and hash ignore it)."""
 
     text: str
     label: int
     poisoned: bool = False
+    row: int | None = field(default=None, compare=False)
 
     @property
     def content(self) -> str:

@@ -62,7 +62,7 @@ def load_hub_dataset(dataset_id: str, text_column: str = "text", label_column: s
                 raise ModfitError(
                     f"hf:{dataset_id}/{split}: no column {column!r}; pass text_column=/label_column= to load_dataset"
                 )
-        return [Example(str(r[text_column]), int(r[label_column])) for r in table]
+        return [Example(str(r[text_column]), int(r[label_column]), row=i) for i, r in enumerate(table)]
 
     dev_name = next((n for n in _DEV_NAMES if n in loaded), None)
     if "train" not in loaded or "test" not in loaded or dev_name is None:

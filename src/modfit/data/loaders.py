@@ -126,7 +126,7 @@ def read_examples(
             raise ModfitError(f"{where}: empty text in column {text_column!r}; remove the row or fill it")
         label = _label(record[label_column], where, num_labels)
         poisoned = str(record.get("poisoned", "")).strip().lower() in ("1", "true")
-        examples.append(Example(text=text, label=label, poisoned=poisoned))
+        examples.append(Example(text=text, label=label, poisoned=poisoned, row=number))
     if not examples:
         raise ModfitError(f"{path}: no rows; a split needs at least one labelled text")
     return examples
@@ -185,9 +185,22 @@ def load_directory(folder: str | Path | Traversable, num_labels: int | None = No
     folder = Path(folder) if isinstance(folder, str) else folder
     splits = {s: read_examples(_split_file(folder, s), num_labels=num_labels, **columns) for s in SPLITS}
     if num_labels is None:
-        num_labels = 1 + max(e.label for rows in splits.values() for e in rows)
-        num_labels = max(num_labels, 2)
+        num_labels = max(1 + _check_class_indices(folder, splits), 2)
     return Splits(name=folder.name, num_labels=num_labels, **splits)
+
+
+def _check_class_indices(folder: Path | Traversable, splits: dict[str, list[Example]]) -> int:
+    """The largest label, once the labels found are class indices 0..K-1 without a gap: labels 1 and 2
+    would otherwise make three classes, one of them (0) empty, and no model can learn an empty class."""
+    found = sorted({e.label for rows in splits.values() for e in rows})
+    if found != list(range(found[-1] + 1)) and found != [1]:  # one label, 0 or 1: binary, one class shown
+        shown = ", ".join(map(str, found[:10])) + (", ..." if len(found) > 10 else "")
+        renumber = ", ".join(f"{old}→{new}" for new, old in enumerate(found[:4]))
+        raise ModfitError(
+            f"{folder}: labels {shown} are not class indices 0..K-1; renumber them 0..{len(found) - 1} "
+            f"in every split ({renumber}{', ...' if len(found) > 4 else ''})"
+        )
+    return found[-1]
 
 
 def dataset_dir(name: str) -> Path | Traversable:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
+from modfit.errors import NoTaskWarning
 from modfit.grid.cells import Cell
 from modfit.grid.reuse import PreparedData, TokenCache, Tokenizers
 from modfit.representations import Representations, sample_rows
@@ -71,9 +73,15 @@ class GridRun:
         recorder = self._recorder(cell, data.train) if cell.representations else None
         if recorder:
             extra.append(recorder)
-        result = run(
-            experiment, progress=self.progress, extra_callbacks=extra, data=data, encoder=self.tokens.encode
-        )
+        with warnings.catch_warnings():  # the report marks such a cell "(no task)"; no warning per cell
+            warnings.simplefilter("ignore", NoTaskWarning)
+            result = run(
+                experiment,
+                progress=self.progress,
+                extra_callbacks=extra,
+                data=data,
+                encoder=self.tokens.encode,
+            )
         return CellOutcome(
             metrics=result.metrics(),
             history=[asdict(p) for p in result.history],

@@ -75,7 +75,7 @@ class StudySpec:
     representations_for: tuple[dict[str, Any], ...] = ()
 
 
-DEFAULTS: dict[str, list[Any]] = {"attacks": ["badnet"], "defences": ["none"], "rates": [0.1],
+DEFAULTS: dict[str, list[Any]] = {"attacks": ["none"], "defences": ["none"], "rates": [0.1],
                                   "modes": ["dirty"], "seeds": [0]}  # fmt: skip
 
 

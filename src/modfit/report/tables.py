@@ -7,10 +7,9 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from modfit.metrics import NO_TASK_FLOOR
 from modfit.report.document import Entry, Table
 from modfit.store import StoredCell
-
-NO_TASK_FLOOR = 0.9  # a floor this high: the model calls nearly every clean input the target
 
 
 @dataclass(frozen=True)
