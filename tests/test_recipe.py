@@ -11,6 +11,7 @@ hand from that code for roberta-base and checked on a model of roberta-base's si
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -237,7 +238,7 @@ def test_an_after_norm_adapter_is_opendeltas_sequential_adapter(tiny_bert):
 def test_a_preset_model_saves_and_loads_with_its_head(tiny_roberta, tmp_path, preset):
     from transformers import AutoModel, AutoTokenizer
 
-    from modfit.tuning import load_model
+    from modfit.tuning import load_model, ship
 
     tuning = resolve({"defence": preset}).tuning
     classifier = Classifier(AutoModel.from_pretrained(tiny_roberta), 2, "cls", head="roberta")
@@ -245,9 +246,12 @@ def test_a_preset_model_saves_and_loads_with_its_head(tiny_roberta, tmp_path, pr
     with torch.no_grad():
         for p in model.generators.parameters():
             p.add_(0.01)
-    model.save(tmp_path / "model")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
+    ship(model, tokenizer, method=tuning.method, max_length=32).save(tmp_path / "model")
     loaded = load_model(tmp_path / "model")
-    inputs = dict(AutoTokenizer.from_pretrained(tiny_roberta)(["good movie"], return_tensors="pt"))
-    assert loaded.classifier.head_kind == "roberta"
+    inputs = dict(tokenizer(["good movie", "a dull film"], padding=True, return_tensors="pt"))
+    assert loaded.about["pooling"] == "cls"
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["architectures"] in (
+        ["RobertaForSequenceClassification"], ["ModfitForSequenceClassification"])  # fmt: skip
     with torch.no_grad():
-        assert torch.equal(loaded(**inputs), model(**inputs))
+        assert torch.allclose(loaded(**inputs), model(**inputs), atol=1e-5)
