@@ -1,5 +1,5 @@
-"""`select: auto` — stop at the end of moderate-fitting and keep that checkpoint (README, "Finding the
-moderate-fitting point: auto, scan, purify").
+"""`select: auto` — stop at the end of moderate-fitting and keep that checkpoint (docs/defences/auto.md,
+"Finding the moderate-fitting point").
 
 Why stop *and* restore: the rule (`modfit.transition`) confirms a transition a few points after it
 happened (it needs to see the fall or the plateau), so training stops at confirmation — the rest of

@@ -197,7 +197,7 @@ class Checked:
 @dataclass(frozen=True)
 class AttackConfig(Checked):
     """How the training data is poisoned: which attack, the poisoning `mode`, the poisoned share `rate`
-    of the training set and the attacker's `target` label (README, "The protocol in brief")."""
+    of the training set and the attacker's `target` label (docs/getting-started.md, "The protocol in brief")."""
 
     name: str = "none"  # no attack unless asked: a user's own data is trained on as given
     mode: str = "dirty"
@@ -300,9 +300,9 @@ class TrainConfig(Checked):
 class Experiment(Checked):
     """One run: dataset, attack, defence, model and training settings, and the seed for everything.
 
-    `defence_options` are the settings of a baseline defence's procedure (README, "Baseline defences");
+    `defence_options` are the settings of a baseline defence's procedure (docs/defences/baselines.md, "Baseline defences");
     a preset defence takes none. `preset_applied` records that `modfit.resolve` merged the defence's
-    preset under these settings; `modfit.run` resolves an experiment built without it (README, "Python").
+    preset under these settings; `modfit.run` resolves an experiment built without it (docs/getting-started.md, "Python").
     """
 
     dataset: str = "sst2"

@@ -8,8 +8,8 @@ a share of its epochs, `lower-lr` its epochs at the same share of its lr (the re
 are the paper's authors' recipe, their own fixed schedule). Presets count epochs, so their
 dose in steps is a fixed share of the baseline's and grows with the training set as the baseline's
 does. The packaged MiniLM's baseline and the share were chosen on a clean SST-2 training set by clean
-dev accuracy alone, by rules written before the runs (`benchmarks/baseline_schedule/baseline_schedule.py`; README,
-"Defences").
+dev accuracy alone, by rules written before the runs (`benchmarks/baseline_schedule/baseline_schedule.py`;
+docs/defences/index.md).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _preset(name: str, text: TextSettings, image: dict[str, Any] | None = None) 
     DEFENCES.add(name, Defence(name, text=text, image=image))
 
 
-# Images (README, "Vision"): the text doses were measured for MiniLM on SST-2; the image victim
+# Images (docs/vision.md, "Vision"): the text doses were measured for MiniLM on SST-2; the image victim
 # (EfficientNet-Lite0, CIFAR-10) has its own, measured in benchmarks/vision_settings/results.md.
 # IMAGE_DEFAULTS are the undefended image settings, under everything the user or a study sets. The
 # adapter and prefix methods place modules in a transformer encoder, and the baselines read text, so
@@ -89,7 +89,7 @@ _preset(
     image={"train": {"lr": 1e-4}},
 )
 
-# Capacity defences (README, "Defences"): reparameterized PEFT, the paper's authors' recipe as their
+# Capacity defences (docs/defences/index.md, "Defences"): reparameterized PEFT, the paper's authors' recipe as their
 # code runs it (thunlp/Moderate-fitting: opendelta/delta_models/{lora,adapter,prefix}.py and
 # examples/examples_text-classification/configs/*_roberta-base-sst2-badnet-5/sst2_mid2.json with the
 # Hugging Face Trainer's defaults): RoBERTa's classification head, generated with the tuned tensors;
@@ -134,13 +134,13 @@ _preset(
 _preset("adapter-reparam", paper_recipe("adapter"))
 _preset("prefix-reparam", paper_recipe("prefix"))
 
-# Beyond the paper (README, "Finding the moderate-fitting point"): `auto` keeps the undefended settings
+# Beyond the paper (docs/defences/auto.md, "Finding the moderate-fitting point"): `auto` keeps the undefended settings
 # and stops at the end of moderate-fitting found by `modfit.transition`; `NAME+auto` puts that stopping
 # rule on top of any other defence.
 AUTO_SUFFIX = "+auto"
 _preset("auto", {"train": {"select": "auto"}}, image={"train": {"select": "auto"}})
 
-# Baseline defences for comparison (README, "Baseline defences") register themselves with their
+# Baseline defences for comparison (docs/defences/baselines.md, "Baseline defences") register themselves with their
 # procedure (`modfit.baselines.base.procedure`); their settings change nothing, so every training
 # stage uses the user's (undefended) settings.
 

@@ -1,4 +1,4 @@
-"""Pure functions from predictions to the numbers modfit reports (README, "The protocol in brief")."""
+"""Pure functions from predictions to the numbers modfit reports (docs/getting-started.md, "The protocol in brief")."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 modfit owns the head rather than using `AutoModelForSequenceClassification` so that the pooling is a
 setting: the default MiniLM was trained for mean-pooled sentence embeddings and its CLS pooler is
-weak (see README, "Pooling"). `cls` uses the encoder's pooler output when it has one (BERT's
+weak (see docs/speed.md, "Pooling"). `cls` uses the encoder's pooler output when it has one (BERT's
 dense+tanh over [CLS], what the stock head uses), else the [CLS] hidden state.
 
 Two heads (`ModelConfig.head`): `linear`, one linear layer on the pooled features; `roberta`, the head

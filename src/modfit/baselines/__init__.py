@@ -1,4 +1,4 @@
-"""Baseline defences for comparison (README, "Baseline defences"): procedures, not presets.
+"""Baseline defences for comparison (docs/defences/baselines.md, "Baseline defences"): procedures, not presets.
 
 Importing this package registers every baseline as a `Defence` with its procedure; `modfit.experiment`
 imports it.

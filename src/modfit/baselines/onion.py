@@ -9,7 +9,7 @@ share `clean_removal` of their words would be removed (never below 0) — perple
 so a rule on clean data transfers where a constant does not.
 
 The language model is a Hugging Face causal LM when `lm` names one (e.g. `gpt2` online); otherwise a
-smoothed bigram model fitted on the training texts themselves (README, "Baseline defences", says how
+smoothed bigram model fitted on the training texts themselves (docs/defences/baselines.md, "Baseline defences", says how
 that differs from GPT-2 ONION).
 """
 

@@ -3,7 +3,7 @@ the moderate-fitting stage (`modfit.scan`), drop the most suspicious, retrain on
 run is evaluated as densely as `select: auto` so that the same rule can confirm the transition.
 
 The cut is `drop_top` rows, a `drop_fraction` of the rows, or by default every row whose mean loss
-over the stage is above ln(num_labels) (README, "Finding the moderate-fitting point").
+over the stage is above ln(num_labels) (docs/defences/auto.md, "Finding the moderate-fitting point").
 """
 
 from __future__ import annotations

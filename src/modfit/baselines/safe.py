@@ -93,7 +93,7 @@ class LabelVerdict:
 
 
 def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
-    """The rows the scanner may learn from: never a training row (README, "safe")."""
+    """The rows the scanner may learn from: never a training row (docs/defences/safe.md, "safe")."""
     num_labels = context.data.splits.num_labels
     if options.trusted_file is not None:
         rows = read_examples(options.trusted_file, num_labels=num_labels)

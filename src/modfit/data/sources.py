@@ -3,7 +3,7 @@
 The order is `$MODFIT_DATA`, then `../shared/data` relative to the working directory, then the packaged
 copy. Only SST-2 is packaged (its three splits, gzipped, about 0.4 MB, with their licence beside them in
 `modfit/data/packaged/sst2/`): it is all the main job (`modfit demo`) needs, so a bare install runs it.
-HSOL, AG News, CIFAR-10 and the paraphrase tables come from a data root (README, "Data").
+HSOL, AG News, CIFAR-10 and the paraphrase tables come from a data root (docs/your-own-data.md, "Data").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ LABEL_NAMES = {
     "agnews": ("World", "Sports", "Business", "Sci/Tech"),
 }
 PACKAGED_DATASETS = ("sst2",)
-# where a user who is online gets the rows of a dataset that is not packaged (README, "Data")
+# where a user who is online gets the rows of a dataset that is not packaged (docs/your-own-data.md, "Data")
 PUBLIC_SOURCES = {"hsol": "hf:tdavidson/hate_speech_offensive", "agnews": "hf:fancyzhx/ag_news"}
 
 

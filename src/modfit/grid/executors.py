@@ -1,5 +1,5 @@
 """`modfit grid --executor ray`: a study's cells as Ray tasks, on a local machine's cores and GPUs or
-on a cluster (README, "Studies on a Ray cluster").
+on a cluster (docs/studies.md, "Studies on a Ray cluster").
 
 What stays the same as the local grid. The driver — the process that runs `modfit grid` — is still
 the only writer of the store: it claims a cell when it hands it to Ray, and records what the task

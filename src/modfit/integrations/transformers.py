@@ -1,4 +1,4 @@
-"""Moderate-fitting in a user's own `transformers.Trainer` (README, "In your own Trainer").
+"""Moderate-fitting in a user's own `transformers.Trainer` (docs/trainer.md, "In your own Trainer").
 
 Two callbacks and the small `Trainer` subclass they need:
 

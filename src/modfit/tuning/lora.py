@@ -2,7 +2,7 @@
 
 peft does what it does well here: it finds the target modules, wraps them in its LoRA layers and
 later folds B·A into the base weight for export. modfit adds the reparameterized variant of the
-moderate-fitting defence (README, "Defences"): one generator produces every A and the classifier
+moderate-fitting defence (docs/defences/index.md, "Defences"): one generator produces every A and the classifier
 head, a second one whose `e` starts at zero produces every B, so at initialisation every B is exactly
 zero and the model is the frozen backbone plus the generated head. With `init: paper` both are drawn
 as the authors' code draws them (`modfit.tuning.reparam`).

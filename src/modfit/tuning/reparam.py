@@ -1,4 +1,4 @@
-"""The low-rank reparameterization network of Zhu et al. (README, "Defences"): `theta = W2 · tanh(W1 · e)`.
+"""The low-rank reparameterization network of Zhu et al. (docs/defences/index.md, "Defences"): `theta = W2 · tanh(W1 · e)`.
 
 One `Generator` produces a set of named tensors on every forward pass: `theta` is computed from the
 learned vector `e` (size `in_dim`) through a `mid_dim` bottleneck and cut, in order, into the targets.

@@ -23,7 +23,7 @@ from modfit.vision.encoding import ImagePreprocess
 # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128 (the TF-Lite models' preprocessing).
 LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-# LoRA's places in EfficientNet-Lite0: every 1 × 1 convolution (expansion, projection, head) — README, "Vision".
+# LoRA's places in EfficientNet-Lite0: every 1 × 1 convolution (expansion, projection, head) — docs/vision.md, "Vision".
 EFFICIENTNET_CONVS = ("_expand_conv", "_project_conv", "_conv_head")
 
 
