@@ -21,6 +21,7 @@ from torch import nn
 
 from modfit.config import ModelConfig
 from modfit.errors import ModfitError
+from modfit.modeling_modfit import pooled_features
 
 HEAD_FILE = "modfit_head.json"
 HEADS = ("linear", "roberta")
@@ -89,11 +90,7 @@ class Classifier(nn.Module):
     def features(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
         """The sentence representation the head reads (also what representation maps plot)."""
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs)
-        if self.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = getattr(out, "pooler_output", None) if self.head_kind == "linear" else None
-        return pooled if pooled is not None else out.last_hidden_state[:, 0]
+        return pooled_features(out, attention_mask, self.pooling, pooler=self.head_kind == "linear")
 
     def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
         features = self.features(input_ids, attention_mask, **inputs)

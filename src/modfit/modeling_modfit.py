@@ -100,10 +100,25 @@ class AdaptedBlock(nn.Module):
         return self.adapter(output)
 
 
+def pooled_features(out, attention_mask: torch.Tensor, pooling: str, pooler: bool = True) -> torch.Tensor:
+    """The sentence representation a head reads from an encoder's output: the `mean` of the unmasked
+    tokens, or (`cls`) the encoder's pooler output where it has one and `pooler` allows it, else the
+    first token's hidden state. modfit's `Classifier.features` reads it the same way."""
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    pooled = getattr(out, "pooler_output", None) if pooler else None
+    return pooled if pooled is not None else out.last_hidden_state[:, 0]
+
+
 def _extend_mask(mask: torch.Tensor | None, tokens: int) -> torch.Tensor | None:
     """The encoder's 4D mask (batch, 1, query, key) with the prefix positions always visible."""
     if mask is None:
         return None
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
+        raise ValueError(
+            "prefix attention: this attention implementation's mask is not supported; use sdpa or eager"
+        )
     visible = torch.ones if mask.dtype == torch.bool else torch.zeros  # bool: True attends; float: additive
     return torch.cat([visible(*mask.shape[:-1], tokens, dtype=mask.dtype, device=mask.device), mask], dim=-1)
 
@@ -206,11 +221,7 @@ class ModfitForSequenceClassification(PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs)
-        if self.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = getattr(out, "pooler_output", None) if self.head_kind == "linear" else None
-        return pooled if pooled is not None else out.last_hidden_state[:, 0]
+        return pooled_features(out, attention_mask, self.pooling, pooler=self.head_kind == "linear")
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         kwargs.pop("return_dict", None)

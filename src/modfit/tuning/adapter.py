@@ -17,17 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
+import modfit.modeling_modfit as shipped
 from modfit.errors import ModfitError
 from modfit.model import replace_module
+from modfit.modeling_modfit import Bottleneck
 from modfit.tuning.base import TUNING
 from modfit.tuning.reparam import SMALL_NORMAL, ReparamConfig
 from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, head_names, make_generator
 
-PLACES = {"before-norm": ("attention.output.dense", "output.dense"), "after-norm": ("attention", "output")}
-ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh"}  # nn.GELU's `approximate`
+PLACES = shipped.ADAPTER_PLACES
+ACTIVATIONS = shipped.GELU_APPROXIMATION  # nn.GELU's `approximate`
 
 
 @dataclass(frozen=True)
@@ -48,45 +49,28 @@ class AdapterOptions:
             raise ModfitError("adapter reparam bias: only prefix's generator has biases; leave bias out")
 
 
-class Bottleneck(nn.Module):
-    def __init__(self, hidden: int, size: int, activation: str) -> None:
-        super().__init__()
-        self.down = nn.Linear(hidden, size)
-        self.up = nn.Linear(size, hidden)
-        self.act = nn.GELU(approximate=ACTIVATIONS[activation])
-        nn.init.zeros_(self.up.weight)  # starts as the identity: the frozen backbone's output
-        nn.init.zeros_(self.up.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.up(self.act(self.down(hidden)))
+def _start_at_identity(bottleneck: Bottleneck) -> Bottleneck:
+    nn.init.zeros_(bottleneck.up.weight)  # the adapted model starts at the frozen backbone's output
+    nn.init.zeros_(bottleneck.up.bias)
+    return bottleneck
 
 
-class AdaptedLinear(Wrapper):
-    """A frozen linear layer followed by a trainable bottleneck adapter (`before-norm`)."""
+class AdaptedLinear(Wrapper, shipped.AdaptedLinear):
+    """A frozen linear layer followed by a trainable bottleneck adapter (`before-norm`); the module is
+    `modeling_modfit`'s, the file a saved model carries."""
 
     def __init__(self, base: nn.Linear, size: int, activation: str) -> None:
-        super().__init__()
-        self.base = base
-        self.adapter = Bottleneck(base.out_features, size, activation)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.adapter(self.base(hidden))
+        shipped.AdaptedLinear.__init__(self, base, size, activation)
+        _start_at_identity(self.adapter)
 
 
-class AdaptedBlock(Wrapper):
-    """A frozen attention or feed-forward output block whose output (a tensor, or a tuple that starts
-    with one) passes through a trainable bottleneck adapter (`after-norm`)."""
+class AdaptedBlock(Wrapper, shipped.AdaptedBlock):
+    """A frozen attention or feed-forward output block whose output passes through a trainable
+    bottleneck adapter (`after-norm`); the module is `modeling_modfit`'s."""
 
     def __init__(self, base: nn.Module, hidden: int, size: int, activation: str) -> None:
-        super().__init__()
-        self.base = base
-        self.adapter = Bottleneck(hidden, size, activation)
-
-    def forward(self, *args, **kwargs):
-        output = self.base(*args, **kwargs)
-        if isinstance(output, tuple):
-            return (self.adapter(output[0]), *output[1:])
-        return self.adapter(output)
+        shipped.AdaptedBlock.__init__(self, base, hidden, size, activation)
+        _start_at_identity(self.adapter)
 
 
 def _wrap(layer: nn.Module, place: str, config: AdapterOptions, hidden: int) -> nn.Module:
