@@ -15,7 +15,7 @@ import torch
 from conftest import separable_rows, write_split
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, resolve, run
 from modfit.baselines import safe
-from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict
+from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict, row_decisions
 from modfit.cli import main
 from modfit.data import Example, stratified_sample
 from modfit.defences import procedures
@@ -92,8 +92,9 @@ def test_a_single_label_cannot_be_disputed():
 def test_relabel_keeps_every_row_and_drop_removes_the_flagged_ones():
     rows = [Example("a", 0), Example("b", 1, poisoned=True), Example("c", 1)]
     verdict = LabelVerdict([0.1, 0.9, 0.2], [False, True, False], [0, 0, 1])
-    assert corrected_rows(rows, verdict, "relabel") == [rows[0], Example("b", 0, poisoned=True), rows[2]]
-    assert corrected_rows(rows, verdict, "drop") == [rows[0], rows[2]]
+    relabelled = corrected_rows(rows, row_decisions(rows, verdict, "relabel"))
+    assert relabelled == [rows[0], Example("b", 0, poisoned=True), rows[2]]
+    assert corrected_rows(rows, row_decisions(rows, verdict, "drop")) == [rows[0], rows[2]]
 
 
 @needs_cleanlab

@@ -21,6 +21,7 @@ Settings and measurements: benchmarks/safe_selection/results.md.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -156,7 +157,8 @@ def label_verdict(probs: torch.Tensor, labels: list[int], filter_by: str) -> Lab
 
 
 def row_decisions(rows: list[Example], verdict: LabelVerdict, action: str) -> tuple[RowDecision, ...]:
-    """Every training row with the scanner's label, its suspicion and what `corrected_rows` does to it."""
+    """Every training row with the scanner's label, its suspicion and what is done to it: a flagged row
+    is dropped (`drop`) or takes the scanner's label (`relabel`; kept where that is its own)."""
 
     def done(example: Example, flagged: bool, new: int) -> str:
         if not flagged:
@@ -173,12 +175,11 @@ def row_decisions(rows: list[Example], verdict: LabelVerdict, action: str) -> tu
     )
 
 
-def corrected_rows(rows: list[Example], verdict: LabelVerdict, action: str) -> list[Example]:
-    """`relabel`: flagged rows take the scanner's label; `drop`: flagged rows go. Marks travel along."""
-    if action == "drop":
-        return [e for e, f in zip(rows, verdict.flagged, strict=True) if not f]
-    return [dataclasses.replace(e, label=new) if f else e
-            for e, f, new in zip(rows, verdict.flagged, verdict.suggested, strict=True)]  # fmt: skip
+def corrected_rows(rows: list[Example], decisions: Sequence[RowDecision]) -> list[Example]:
+    """The training set as the decisions leave it: relabelled rows take the scanner's label, dropped
+    rows go. Marks travel along."""
+    return [dataclasses.replace(e, label=d.corrected_label)
+            for e, d in zip(rows, decisions, strict=True) if d.action != "dropped"]  # fmt: skip
 
 
 @procedure("safe", SafeOptions)
@@ -194,7 +195,8 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         [e.label for e in test],
     )
     del scanner
-    kept = corrected_rows(rows, verdict, options.action)
+    decisions = row_decisions(rows, verdict, options.action)
+    kept = corrected_rows(rows, decisions)
     final = context.train(kept)
     flagged = tuple(i for i, f in enumerate(verdict.flagged) if f)
     changed = sum(verdict.suggested[i] != rows[i].label for i in flagged)
@@ -210,5 +212,4 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
     }
     removed = flagged if options.action == "drop" else ()
     details = {"flagged": flagged, "action": options.action}
-    decisions = row_decisions(rows, verdict, options.action)
     return dataclasses.replace(final, defence=Outcome(metrics, removed, details, decisions))

@@ -19,13 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from modfit.config import ModelConfig
 from modfit.data.sources import label_names
 from modfit.errors import ModfitError
 from modfit.model import HEAD_FILE
 from modfit.tuning.export import MODELING_FILE, REMOTE_CODE, to_transformers
 from modfit.tuning.tuned import TUNING_FILE, load_legacy
 
-DEFAULT_MAX_LENGTH = 64  # ModelConfig's default: what a folder that does not record it was trained with
+DEFAULT_MAX_LENGTH = ModelConfig.max_length  # what a folder that does not record it was trained with
 
 
 class ShippedModel(nn.Module):
