@@ -19,6 +19,7 @@ from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict, r
 from modfit.cli import main
 from modfit.data import Example, stratified_sample
 from modfit.defences import procedures
+from modfit.encoding import encode
 from modfit.errors import ModfitError
 from modfit.metrics import detection_scores
 
@@ -262,3 +263,109 @@ def test_write_corrected_needs_a_defence_that_judges_rows(toy, tiny_bert, tmp_pa
         capsys.readouterr().err
     )
     assert not (tmp_path / "run").exists()
+
+
+# Heavy poison (issue 27, item 6): `unsure_below`, `rounds=2`; off at their defaults.
+
+
+def test_a_default_safe_cell_keeps_its_hash():
+    """The heavy-poison options are off by default and stay out of the hash (value before they existed)."""
+    from modfit.grid.cells import Cell, Coordinates
+
+    chosen = resolve({"dataset": "hsol", "defence": "safe", "train_size": 3000, "seed": 0,
+                      "attack": {"name": "syntactic", "rate": 0.2, "target": 0}})  # fmt: skip
+    where = Coordinates("-", "-", "-", 0.0, "dirty", 0)
+    assert Cell(where, chosen).hash == "e23986b6841508ad278991a2e67106bbe0364504ac151cedf28750102ad15cd4"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"unsure_below": 1.0}, r"safe unsure_below 1.0: use a probability in \[0, 1\)"),
+        ({"unsure_below": -0.1}, r"safe unsure_below -0.1: use a probability in \[0, 1\)"),
+        ({"rounds": 3}, "safe rounds 3: use 1 or 2"),
+        ({"refit_share": 0}, r"safe refit_share 0.0: use a share in \(0, 1\]"),
+        ({"refit_epochs": 0}, "safe refit_epochs 0.0: use a positive number"),
+    ],
+)
+def test_the_heavy_poison_options_are_validated_in_one_line(options, message):
+    with pytest.raises(ModfitError, match=message) as error:
+        resolve({"defence": "safe", "defence_options": options})
+    assert "\n" not in str(error.value)
+
+
+def test_unsure_rows_are_dropped_and_flagged_but_confident_ones_are_left():
+    rows = [Example(t, 0) for t in "abcd"]
+    verdict = LabelVerdict([0.1, 0.6, 0.45, 0.9], [False, False, False, True], [0, 1, 0, 1])
+    decisions = safe.drop_unsure(row_decisions(rows, verdict, "relabel"), below=0.5)
+    assert [(d.flagged, d.action) for d in decisions] == [
+        (False, "kept"), (True, "dropped"), (False, "kept"), (True, "relabelled")  # p(given) 0.4 < 0.5
+    ]  # fmt: skip
+    assert corrected_rows(rows, decisions) == [rows[0], rows[2], Example("d", 1)]
+
+
+def test_round_two_trains_on_the_least_suspicious_unflagged_rows_in_two_disjoint_folds():
+    rows = [Example(str(i), i % 2) for i in range(10)]
+    suspicion = [0.05 * i for i in range(10)]
+    flagged = [i in (0, 3) for i in range(10)]
+    decisions = row_decisions(rows, LabelVerdict(suspicion, flagged, [1 - e.label for e in rows]), "drop")
+    first, second = safe.refit_folds(decisions, share=0.5, seed=0)  # 8 rows left, so 4 trusted rows
+    assert sorted(first + second) == [1, 2, 4, 5] and not set(first) & set(second)
+    assert len(first) == len(second) == 2
+    assert (first, second) == safe.refit_folds(decisions, share=0.5, seed=0)
+
+
+@needs_cleanlab
+def test_round_two_never_scores_a_row_with_a_scanner_that_trained_on_it(monkeypatch, toy, tiny_bert):
+    """Each fake scanner calls its own training rows label 0 with certainty, every other row 50/50: a
+    row scored by the scanner that trained on it would show p = 1."""
+    trained: list[list[Example]] = []
+    seen = {}
+
+    def fitted(context, options, rows):
+        trained.append(list(rows))
+        assert options.scanner_epochs == options.refit_epochs == 1.0
+        return len(trained) - 1
+
+    def scored(context, scanner, rows, batch_size):
+        return torch.tensor([[1.0, 0.0] if e in trained[scanner] else [0.5, 0.5] for e in rows])
+
+    def verdict(probs, labels, filter_by):
+        seen["probs"] = probs
+        return LabelVerdict([0.0] * len(labels), [False] * len(labels), [0] * len(labels))
+
+    monkeypatch.setattr(safe, "fit_scanner", fitted)
+    monkeypatch.setattr(safe, "scanner_probabilities", scored)
+    monkeypatch.setattr(safe, "label_verdict", verdict)
+    chosen = experiment(toy, tiny_bert, rounds=2)
+    context = safe.Context(chosen, prepare_data(chosen), False, (), encode)
+    rows = context.data.train
+    unflagged = LabelVerdict([0.1] * len(rows), [False] * len(rows), [e.label for e in rows])
+    first = row_decisions(rows, unflagged, "relabel")
+    trusted = [Example("trusted row", 1)]
+    assert safe.second_round(context, safe.SafeOptions(rounds=2), rows, trusted, first) == first
+    assert len(trained) == 2 and all(t[0] == trusted[0] for t in trained)
+    assert len(trained[0]) + len(trained[1]) == 2 + len(rows) // 2  # the least suspicious half, split
+    assert seen["probs"].shape == (len(rows), 2) and float(seen["probs"].max()) < 1.0
+
+
+@needs_cleanlab
+def test_unsure_rows_are_removed_from_a_relabelling_run(toy, tiny_bert):
+    result = run(experiment(toy, tiny_bert, unsure_below=0.9), progress=False)
+    measured = result.metrics()
+    unsure = [i for i, d in enumerate(result.defence.rows) if d.action == "dropped"]
+    assert measured["unsure_dropped"] == measured["removed_rows"] == len(unsure) > 0
+    assert result.defence.removed == tuple(unsure)
+    assert all(result.defence.rows[i].flagged for i in unsure)
+    assert "second_round_changed" not in measured
+
+
+@needs_cleanlab
+def test_a_second_round_can_only_add_flags_and_reports_what_it_changed(toy, tiny_bert, relabelled):
+    result = run(experiment(toy, tiny_bert, rounds=2), progress=False)
+    measured = result.metrics()
+    assert set(relabelled.defence.details["flagged"]) <= set(result.defence.details["flagged"])
+    assert measured["flagged_rows"] >= relabelled.metrics()["flagged_rows"]
+    changed = sum(a != b for a, b in zip(relabelled.defence.rows, result.defence.rows, strict=True))
+    assert measured["second_round_changed"] == changed and "unsure_dropped" not in measured
+    assert measured["removed_rows"] == 0  # relabel: nothing is dropped

@@ -21,6 +21,7 @@ Settings and measurements: benchmarks/safe_selection/results.md.
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,11 @@ class SafeOptions:
     batch_size: int = 128  # scoring
     trusted: int | None = None  # rows of the clean dev split that train the scanner (None: all)
     trusted_file: str | None = None  # or the user's own checked rows (text,label)
+    # Heavy poison (issue 27, item 6; benchmarks/safe_heavy/): off at these defaults.
+    unsure_below: float = 0.0  # drop an unflagged row whose p(given label) is below this
+    rounds: int = 1  # 2: a second verdict by scanners refitted on trusted + least suspicious rows
+    refit_share: float = 0.5  # the share of the corrected set, least suspicious first, added in round 2
+    refit_epochs: float = 1.0  # round 2's scanners: short, so a trigger among their rows stays unlearned
 
     def validate(self) -> None:
         require(
@@ -75,6 +81,16 @@ class SafeOptions:
             self.scanner_batch_size >= 1, f"safe scanner_batch_size {self.scanner_batch_size}: use at least 1"
         )
         require(self.batch_size >= 1, f"safe batch_size {self.batch_size}: use at least 1")
+        require(
+            0.0 <= self.unsure_below < 1.0,
+            f"safe unsure_below {self.unsure_below}: use a probability in [0, 1), e.g. 0.5 (0: drop none)",
+        )
+        require(self.rounds in (1, 2), f"safe rounds {self.rounds}: use 1 or 2")
+        require(
+            0.0 < self.refit_share <= 1.0,
+            f"safe refit_share {self.refit_share}: use a share in (0, 1], e.g. 0.5",
+        )
+        require(self.refit_epochs > 0, f"safe refit_epochs {self.refit_epochs}: use a positive number")
 
 
 @dataclass(frozen=True)
@@ -182,6 +198,65 @@ def corrected_rows(rows: list[Example], decisions: Sequence[RowDecision]) -> lis
             for e, d in zip(rows, decisions, strict=True) if d.action != "dropped"]  # fmt: skip
 
 
+def drop_unsure(decisions: Sequence[RowDecision], below: float) -> tuple[RowDecision, ...]:
+    """`unsure_below`: a row cleanlab left alone but whose label the scanner gives p < `below` (1 −
+    suspicion) is dropped, and marked flagged: the scanner doubts it without disputing it outright,
+    where the poisoned rows it misses gather. Relabelling it would guess; dropping costs one row."""
+    return tuple(
+        dataclasses.replace(d, flagged=True, action="dropped")
+        if not d.flagged and 1.0 - d.suspicion < below
+        else d
+        for d in decisions
+    )
+
+
+def refit_folds(decisions: Sequence[RowDecision], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Round 2's training rows: the unflagged rows the first verdict trusts most (lowest suspicion),
+    `share` of the corrected set, split at random (seeded) into two folds for cross-fitting."""
+    kept = [i for i, d in enumerate(decisions) if d.action != "dropped"]
+    trusted = sorted((i for i in kept if not decisions[i].flagged), key=lambda i: decisions[i].suspicion)
+    chosen = trusted[: round(share * len(kept))]
+    random.Random(seed).shuffle(chosen)
+    return sorted(chosen[::2]), sorted(chosen[1::2])
+
+
+def second_round(
+    context: Context,
+    options: SafeOptions,
+    rows: list[Example],
+    trusted: list[Example],
+    decisions: Sequence[RowDecision],
+) -> tuple[RowDecision, ...]:
+    """`rounds=2`: a second confident-learning verdict on the corrected set. Two scanners are refitted
+    (from the pretrained encoder, `refit_epochs`) on the trusted rows plus one fold each of the rows
+    the first verdict trusts most (`refit_folds`); a row of a fold is scored by the other fold's
+    scanner, every other row by the mean of both, so no scanner scores a row it trained on. A row this
+    verdict flags is dropped (`drop`) or takes its label (`relabel`)."""
+    corrected = [
+        dataclasses.replace(e, label=d.corrected_label) for e, d in zip(rows, decisions, strict=True)
+    ]
+    folds = refit_folds(decisions, options.refit_share, context.experiment.seed)
+    refit = dataclasses.replace(options, scanner_epochs=options.refit_epochs)
+    scored = []
+    for fold in folds:
+        scanner = fit_scanner(context, refit, trusted + [corrected[i] for i in fold])
+        scored.append(scanner_probabilities(context, scanner, corrected, options.batch_size))
+        del scanner
+    probs = (scored[0] + scored[1]) / 2
+    for own, other in ((folds[0], scored[1]), (folds[1], scored[0])):
+        probs[own] = other[own]
+    kept = [i for i, d in enumerate(decisions) if d.action != "dropped"]
+    verdict = label_verdict(probs[kept], [corrected[i].label for i in kept], options.filter_by)
+    updated = list(decisions)
+    for i, flagged, new in zip(kept, verdict.flagged, verdict.suggested, strict=True):
+        if flagged:
+            action = (
+                "dropped" if options.action == "drop" else "relabelled" if new != rows[i].label else "kept"
+            )
+            updated[i] = dataclasses.replace(decisions[i], scanner_label=new, flagged=True, action=action)
+    return tuple(updated)
+
+
 @procedure("safe", SafeOptions)
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
@@ -196,20 +271,30 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
     )
     del scanner
     decisions = row_decisions(rows, verdict, options.action)
+    heavy: dict[str, int] = {}
+    if options.unsure_below > 0:
+        first = decisions
+        decisions = drop_unsure(decisions, options.unsure_below)
+        heavy["unsure_dropped"] = sum(a != b for a, b in zip(first, decisions, strict=True))
+    if options.rounds == 2:
+        first = decisions
+        decisions = second_round(context, options, rows, trusted, decisions)
+        heavy["second_round_changed"] = sum(a != b for a, b in zip(first, decisions, strict=True))
     kept = corrected_rows(rows, decisions)
     final = context.train(kept)
-    flagged = tuple(i for i, f in enumerate(verdict.flagged) if f)
-    changed = sum(verdict.suggested[i] != rows[i].label for i in flagged)
+    flags = [d.flagged for d in decisions]
+    flagged = tuple(i for i, f in enumerate(flags) if f)
+    removed = tuple(i for i, d in enumerate(decisions) if d.action == "dropped")
     truth = [e.poisoned for e in rows]  # read only now, after the verdict: the defence never saw them
     metrics = {
         "flagged_rows": len(flagged),
         "flagged_poisoned": sum(truth[i] for i in flagged),
-        "removed_rows": len(flagged) if options.action == "drop" else 0,
-        "relabelled_rows": changed if options.action == "relabel" else 0,
-        **detection_scores(verdict.flagged, verdict.scores, truth),
+        "removed_rows": len(removed),
+        "relabelled_rows": sum(d.action == "relabelled" for d in decisions),
+        **detection_scores(flags, verdict.scores, truth),
         "scanner_cacc": scanner_cacc,
         "trusted_rows": len(trusted),
+        **heavy,
     }
-    removed = flagged if options.action == "drop" else ()
     details = {"flagged": flagged, "action": options.action}
     return dataclasses.replace(final, defence=Outcome(metrics, removed, details, decisions))
