@@ -48,7 +48,7 @@ def train_once(
     `select: auto`, else `DEFAULT_EVAL_POINTS` (`modfit.schedule`)."""
     started = time.perf_counter()
     data = data or prepare_data(experiment)
-    model, tokenizer, encoder = _victim(experiment, data.splits, encoder)
+    model, tokenizer, encoder = victim(experiment, data.splits, encoder)
     model = apply_tuning(model, experiment.tuning.method, experiment.tuning.options, experiment.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
@@ -116,10 +116,11 @@ def _rescore(model: torch.nn.Module, full: EvalSet, point: EvalPoint, precision:
     )
 
 
-def _victim(
-    experiment: Experiment, splits: Splits, encoder: Encoder | None
+def victim(
+    experiment: Experiment, splits: Splits, encoder: Encoder | None = None
 ) -> tuple[torch.nn.Module, Any, Encoder]:
-    """(model, tokenizer or image preprocessing, encoder) for the dataset's kind.
+    """(model, tokenizer or image preprocessing, encoder) for the dataset's kind: the untuned victim,
+    freshly built from `experiment.seed`; every stage that needs one (a run, `safe`'s scanner) builds it here.
 
     A grid's token cache applies to text only; images are stacked by `encode_images`."""
     if splits.kind == "image":

@@ -55,10 +55,13 @@ class Context:
         )
 
 
-def procedure(name: str, options: type[Options]) -> Callable[[Callable], Callable]:
+def procedure(
+    name: str, options: type[Options], image: dict[str, Any] | None = None
+) -> Callable[[Callable], Callable]:
     """Register `function(context, options) -> RunResult` as the procedure of defence `name`, with its
-    options record: the baseline's `Defence` (`modfit.defences`), text-only, changing no setting."""
-    return DEFENCES.register(name, options)
+    options record: the baseline's `Defence` (`modfit.defences`), changing no setting; text-only
+    unless `image` gives its settings for images (`{}`: none changed), as a preset's `image` does."""
+    return DEFENCES.register(name, options, image=image)
 
 
 def parse_options(experiment: Experiment) -> Any:

@@ -1,17 +1,18 @@
 """Safe (beyond the paper, issue 17): correct the training labels with a scanner that cannot learn a trigger.
 
-A scanner — the victim's encoder fully fine-tuned on the clean dev split only — never sees a training
-row, so it cannot learn a trigger. In dirty-label poisoning a poisoned row's label contradicts its
-text; the scanner's out-of-sample class probabilities on every training row go to cleanlab's
-confident learning (`find_label_issues`, per-class thresholds), which flags the rows whose label the
-scanner confidently disputes. `relabel` (the default) gives each flagged row the scanner's label: a
+A scanner — the victim (text encoder or image backbone) fully fine-tuned on the clean dev split only —
+never sees a training row, so it cannot learn a trigger. In dirty-label poisoning a poisoned row's label
+contradicts its text or image; the scanner's out-of-sample class probabilities on every training row go
+to cleanlab's confident learning (`find_label_issues`, per-class thresholds), which flags the rows whose
+label the scanner confidently disputes. `relabel` (the default) gives each flagged row the scanner's label: a
 caught poisoned row keeps its trigger but now carries its true label, so the trigger co-occurs with
 the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
 removes the flagged rows instead. The final model trains on the result with the user's settings.
 
 The trusted rows are the whole clean dev split by default; `trusted=N` takes a seeded,
 label-stratified sample of N of them (a practitioner can check a hundred rows by hand, rarely a whole
-split) and `trusted_file=PATH` the user's own checked rows. Only they train the scanner.
+split) and `trusted_file=PATH` the user's own checked rows (text; an image dataset's checked images are
+its dev/ split). Only they train the scanner.
 
 What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
 poisoned row the scanner itself gets wrong; the scanner is only as good as its trusted rows allow.
@@ -32,12 +33,13 @@ from modfit.baselines.scoring import probabilities
 from modfit.callbacks import Progress
 from modfit.config import TrainConfig
 from modfit.data import Example, read_examples, stratified_sample, subsample
+from modfit.encoding import Encoder
 from modfit.errors import ModfitError, require
 from modfit.evaluate import predict
 from modfit.metrics import accuracy, detection_scores
-from modfit.model import load_classifier
 from modfit.result import Outcome, RowDecision, RunResult
 from modfit.train import fit
+from modfit.training_run import victim
 
 ACTIONS = ("relabel", "drop")
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
@@ -96,7 +98,8 @@ class SafeOptions:
 @dataclass(frozen=True)
 class Scanner:
     model: torch.nn.Module
-    tokenizer: object
+    tokenizer: object  # or, for images, the preprocessing
+    encoder: Encoder
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
     """The rows the scanner may learn from: never a training row (docs/defences/safe.md, "safe")."""
     num_labels = context.data.splits.num_labels
     if options.trusted_file is not None:
+        require(
+            context.data.splits.kind == "text",
+            "safe trusted_file reads text rows; for images put your checked images in the dataset's dev/ "
+            "split, or sample it with trusted=N",
+        )
         rows = read_examples(options.trusted_file, num_labels=num_labels)
     else:
         dev = context.data.splits.dev
@@ -131,28 +139,23 @@ def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
 
 
 def fit_scanner(context: Context, options: SafeOptions, rows: list[Example]) -> Scanner:
-    """The victim's encoder, fully fine-tuned on the trusted rows alone (never a training row)."""
+    """The victim, fully fine-tuned on the trusted rows alone (never a training row): the run's own
+    model and encoding for the dataset's kind (`victim`), text or image."""
     experiment = context.experiment
-    model, tokenizer = load_classifier(experiment.model, context.data.splits.num_labels, experiment.seed)
+    model, tokenizer, encoder = victim(experiment, context.data.splits, context.encoder)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     config = TrainConfig(
         epochs=options.scanner_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size
     )
     progress = [Progress(f"safe scanner ({len(rows)} trusted rows)")] if context.progress else []
-    fit(
-        model,
-        context.encoder(rows, tokenizer, experiment.model.max_length),
-        config,
-        experiment.seed,
-        progress,
-    )
-    return Scanner(model, tokenizer)
+    fit(model, encoder(rows, tokenizer, experiment.model.max_length), config, experiment.seed, progress)
+    return Scanner(model, tokenizer, encoder)
 
 
 def scanner_probabilities(
     context: Context, scanner: Scanner, rows: list[Example], batch_size: int
 ) -> torch.Tensor:
-    encoded = context.encoder(rows, scanner.tokenizer, context.experiment.model.max_length)
+    encoded = scanner.encoder(rows, scanner.tokenizer, context.experiment.model.max_length)
     return probabilities(scanner.model, encoded, batch_size)
 
 
@@ -257,7 +260,7 @@ def second_round(
     return tuple(updated)
 
 
-@procedure("safe", SafeOptions)
+@procedure("safe", SafeOptions, image={})
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
     trusted = trusted_rows(context, options)
@@ -266,7 +269,7 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
     verdict = label_verdict(probs, [e.label for e in rows], options.filter_by)
     test = subsample(context.data.splits.test, context.experiment.train.eval_size, context.experiment.seed)
     scanner_cacc = accuracy(
-        predict(scanner.model, context.encoder(test, scanner.tokenizer, context.experiment.model.max_length)),
+        predict(scanner.model, scanner.encoder(test, scanner.tokenizer, context.experiment.model.max_length)),
         [e.label for e in test],
     )
     del scanner

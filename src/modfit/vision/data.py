@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy
 import torch
@@ -33,15 +33,26 @@ DEV_SHARE, DEV_MAX, DEV_SEED = 0.1, 5000, 0
 
 @dataclass(frozen=True, eq=False)
 class ImageExample:
-    """One labelled image: a uint8 tensor (3 × H × W). `poisoned` is hidden from every defence."""
+    """One labelled image: a uint8 tensor (3 × H × W). `poisoned` is hidden from every defence.
+
+    `path` is where the file sits in the user's folder or tar (`train/cat/003.png`, with the tar's top
+    folder if it has one), None for images built in Python; it travels through subsampling, poisoning
+    and relabelling, so that a defence's verdict (rows.csv) names images the user can find."""
 
     image: torch.Tensor
     label: int
     poisoned: bool = False
+    path: str | None = None
+    row: ClassVar[None] = None  # no file row: `path` names an image
 
     @property
     def content(self) -> torch.Tensor:
         return self.image
+
+    @property
+    def text(self) -> str:
+        """What a row report shows where a text row shows its text: the image's path."""
+        return self.path or ""
 
     def triggered(self, content: Any, label: int) -> ImageExample:
         return replace(self, image=content, label=label, poisoned=True)
@@ -113,27 +124,27 @@ def load_image_dataset(name: str) -> Splits:
     if not path.exists():
         hint = f"add {IMAGE_LAYOUT} there" if name in NAMED_IMAGE_DATASETS else "check the path"
         raise ModfitError(f"image dataset {name!r}: {path} does not exist; {hint}")
-    found: dict[str, list[tuple[str, torch.Tensor]]] = {}
+    found: dict[str, list[tuple[str, torch.Tensor, str]]] = {}
     for parts, data, where in _files(path):
         if len(parts) < 3:
             raise ModfitError(
                 f"{where}: images must sit at split/class_name/file; move it into a class folder"
             )
         split, label_name = parts[-3], parts[-2]
-        found.setdefault(split, []).append((label_name, _decode(data, where)))
+        found.setdefault(split, []).append((label_name, _decode(data, where), "/".join(parts)))
     for split in ("train", "test"):
         if split not in found:
             raise ModfitError(f"{path}: split {split!r} is missing; add {split}/<class_name>/<image files>")
-    classes = sorted({label for label, _ in found["train"]})
+    classes = sorted({label for label, _, _ in found["train"]})
     index = {label: i for i, label in enumerate(classes)}
 
     def examples(split: str) -> list[ImageExample]:
-        unknown = sorted({label for label, _ in found[split]} - set(index))
+        unknown = sorted({label for label, _, _ in found[split]} - set(index))
         if unknown:
             raise ModfitError(
                 f"{path}: class {unknown[0]!r} of {split}/ has no train/ folder; add it or remove it"
             )
-        return [ImageExample(image, index[label]) for label, image in found[split]]
+        return [ImageExample(image, index[label], path=file) for label, image, file in found[split]]
 
     train = examples("train")
     dev_split = next((s for s in DEV_NAMES if s in found), None)
