@@ -153,7 +153,7 @@ def test_detection_is_scored_after_the_choice(monkeypatch, toy, tiny_bert):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"trusted": 0}, "safe trusted 0: give at least one trusted row per label"),
+        ({"trusted": -1}, "safe trusted -1: give a number of trusted rows"),
         ({"trusted": 10, "trusted_file": "x.csv"}, "safe trusted and trusted_file: give one"),
     ],
 )
@@ -180,7 +180,7 @@ def scanner_rows(monkeypatch, chosen) -> list[Example]:
         seen.extend(rows)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safe, "fit_scanner", caught)
+    monkeypatch.setattr(safe, "scan", caught)
     with pytest.raises(KeyboardInterrupt):
         run(chosen, progress=False)
     return seen
