@@ -143,7 +143,11 @@ def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
 
 
 def scanner_name(options: SafeOptions, trusted: list[Example]) -> str:
-    return auto_scanner(len(trusted)) if options.scanner == "auto" else options.scanner
+    """The scanner that runs: `auto` picks by the budget (None: the whole dev split, today's scanner)."""
+    if options.scanner != "auto":
+        return options.scanner
+    whole_split = options.trusted is None and options.trusted_file is None
+    return auto_scanner(None if whole_split else len(trusted))
 
 
 def scan(context: Context, options: SafeOptions, trusted: list[Example]) -> Scan:

@@ -56,9 +56,12 @@ class ScannerEntry:
 
 SCANNERS: Registry[ScannerEntry] = Registry("safe scanner", ScannerEntry)
 
-# What `scanner=auto` picks: the last entry whose row count the trusted rows reach. Set from
-# benchmarks/safe_budget/ (scanner_choice.py for N ≥ 1) after its runs; today's scanner until then.
+# What `scanner=auto` picks for a budget of N trusted rows: the last entry whose row count N reaches.
+# Set from benchmarks/safe_budget/ (scanner_choice.py for N ≥ 1) after its runs; today's scanner until
+# then. The whole dev split (no budget given) always keeps `finetune`: the cells stored before keep
+# their meaning.
 AUTO: tuple[tuple[int, str], ...] = ((0, "self"), (1, "finetune"))
+WHOLE_SPLIT = "finetune"
 
 
 def scanner(name: str, trusted: bool = True) -> Callable[[ScanFunction], ScanFunction]:
@@ -66,9 +69,9 @@ def scanner(name: str, trusted: bool = True) -> Callable[[ScanFunction], ScanFun
     return SCANNERS.register(name, NoOptions, trusted=trusted)
 
 
-def auto_scanner(trusted_rows: int) -> str:
-    """The scanner `auto` gives a budget of `trusted_rows` (AUTO)."""
-    return [name for least, name in AUTO if trusted_rows >= least][-1]
+def auto_scanner(budget: int | None) -> str:
+    """The scanner `auto` gives a budget of `budget` trusted rows (AUTO), or the whole dev split (None)."""
+    return WHOLE_SPLIT if budget is None else [name for least, name in AUTO if budget >= least][-1]
 
 
 def clean_test(context: Context) -> list[Example]:
