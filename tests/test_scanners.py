@@ -98,7 +98,9 @@ def test_no_trusted_rows_means_the_self_scanner(monkeypatch, toy, tiny_bert):
 def test_auto_keeps_todays_scanner_for_the_whole_split_and_self_for_none():
     assert auto_scanner(None) == "finetune"  # the cells stored before keep their meaning
     assert auto_scanner(0) == "self"
-    assert all(auto_scanner(n) in SCANNERS and SCANNERS.get(auto_scanner(n)).trusted for n in (1, 50, 100, 250))
+    assert all(
+        auto_scanner(n) in SCANNERS and SCANNERS.get(auto_scanner(n)).trusted for n in (1, 50, 100, 250)
+    )
     assert scaled_epochs(6.0, 50) == pytest.approx(6.0 * 872 / 50) and scaled_epochs(6.0, 1000) == 6.0
 
 
@@ -106,7 +108,10 @@ def test_auto_keeps_todays_scanner_for_the_whole_split_and_self_for_none():
     ("options", "message"),
     [
         ({"scanner": "knn"}, "safe scanner 'knn': use one of auto, finetune, finetune_scaled, probe, self"),
-        ({"trusted": 0, "scanner": "probe"}, "safe trusted 0 with scanner probe: it learns from trusted rows"),
+        (
+            {"trusted": 0, "scanner": "probe"},
+            "safe trusted 0 with scanner probe: it learns from trusted rows",
+        ),
         ({"trusted": 0, "trusted_file": "x.csv"}, "safe trusted and trusted_file: give one"),
         ({"scanner": "self", "trusted": 100}, "safe scanner self learns from no trusted row: drop trusted"),
         ({"scanner": "self", "trusted_file": "x.csv"}, "safe scanner self learns from no trusted row"),
