@@ -154,7 +154,7 @@ def test_detection_is_scored_after_the_choice(monkeypatch, toy, tiny_bert):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"trusted": 0}, "safe trusted 0: give at least one trusted row per label"),
+        ({"trusted": -1}, "safe trusted -1: give a number of trusted rows"),
         ({"trusted": 10, "trusted_file": "x.csv"}, "safe trusted and trusted_file: give one"),
     ],
 )
@@ -181,7 +181,7 @@ def scanner_rows(monkeypatch, chosen) -> list[Example]:
         seen.extend(rows)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safe, "fit_scanner", caught)
+    monkeypatch.setattr(safe, "scan", caught)
     with pytest.raises(KeyboardInterrupt):
         run(chosen, progress=False)
     return seen
@@ -322,9 +322,9 @@ def test_round_two_never_scores_a_row_with_a_scanner_that_trained_on_it(monkeypa
     trained: list[list[Example]] = []
     seen = {}
 
-    def fitted(context, options, rows):
+    def fitted(context, rows, config, label):
         trained.append(list(rows))
-        assert options.scanner_epochs == options.refit_epochs == 1.0
+        assert config.epochs == 1.0
         return len(trained) - 1
 
     def scored(context, scanner, rows, batch_size):
@@ -334,8 +334,8 @@ def test_round_two_never_scores_a_row_with_a_scanner_that_trained_on_it(monkeypa
         seen["probs"] = probs
         return LabelVerdict([0.0] * len(labels), [False] * len(labels), [0] * len(labels))
 
-    monkeypatch.setattr(safe, "fit_scanner", fitted)
-    monkeypatch.setattr(safe, "scanner_probabilities", scored)
+    monkeypatch.setattr(safe, "fine_tune", fitted)
+    monkeypatch.setattr(safe, "class_probabilities", scored)
     monkeypatch.setattr(safe, "label_verdict", verdict)
     chosen = experiment(toy, tiny_bert, rounds=2)
     context = safe.Context(chosen, prepare_data(chosen), False, (), encode)

@@ -65,7 +65,7 @@ def scanned_rows(monkeypatch, chosen: Experiment) -> list:
         seen.extend(rows)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safe, "fit_scanner", caught)
+    monkeypatch.setattr(safe, "scan", caught)
     with pytest.raises(KeyboardInterrupt):
         run(chosen, progress=False)
     return seen

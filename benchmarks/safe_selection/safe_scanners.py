@@ -16,15 +16,10 @@ import torch
 
 from modfit import resolve
 from modfit.baselines.base import Context
-from modfit.baselines.safe import (
-    FILTERS,
-    SafeOptions,
-    fit_scanner,
-    label_verdict,
-    scanner_probabilities,
-    trusted_rows,
-)
+from modfit.baselines.safe import FILTERS, SafeOptions, label_verdict, trusted_rows
+from modfit.baselines.scanners.finetune import class_probabilities, fine_tune
 from modfit.baselines.scoring import features
+from modfit.config import TrainConfig
 from modfit.encoding import encode
 from modfit.evaluate import predict
 from modfit.experiment import prepare_data
@@ -64,8 +59,9 @@ def main() -> None:
     for name, epochs in (("S2 finetune 3ep", 3.0), ("S3 finetune 6ep", 6.0)):
         started = time.perf_counter()
         options = SafeOptions(scanner_epochs=epochs)
-        scanner = fit_scanner(context, options, trusted_rows(context, options))
-        probs = scanner_probabilities(context, scanner, data.train, 128)
+        config = TrainConfig(epochs=epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size)
+        scanner = fine_tune(context, trusted_rows(context, options), config, "scanner")
+        probs = class_probabilities(context, scanner, data.train, 128)
         test = encode(data.splits.test, scanner.tokenizer, experiment.model.max_length)
         test_acc = accuracy(predict(scanner.model, test), test.labels)
         candidates[name] = (probs, test_acc, time.perf_counter() - started)

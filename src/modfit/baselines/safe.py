@@ -12,7 +12,10 @@ removes the flagged rows instead. The final model trains on the result with the 
 The trusted rows are the whole clean dev split by default; `trusted=N` takes a seeded,
 label-stratified sample of N of them (a practitioner can check a hundred rows by hand, rarely a whole
 split) and `trusted_file=PATH` the user's own checked rows (text; an image dataset's checked images are
-its dev/ split). Only they train the scanner.
+its dev/ split). Only they train the scanner. Scanners are
+one file each (`modfit.baselines.scanners`): `finetune` (above), `probe` (a logistic regression on the
+frozen encoder's features) and, with `trusted=0`, `self` (cross-fitted on the training rows themselves
+at a moderate dose); `scanner=auto` picks by the number of trusted rows.
 
 What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
 poisoned row the scanner itself gets wrong; the scanner is only as good as its trusted rows allow.
@@ -29,17 +32,13 @@ from dataclasses import dataclass
 import torch
 
 from modfit.baselines.base import Context, procedure
-from modfit.baselines.scoring import probabilities
-from modfit.callbacks import Progress
+from modfit.baselines.scanners import SCANNERS, Scan, ScannerSettings, auto_scanner
+from modfit.baselines.scanners.finetune import class_probabilities, fine_tune
 from modfit.config import TrainConfig
-from modfit.data import Example, read_examples, stratified_sample, subsample
-from modfit.encoding import Encoder
+from modfit.data import Example, read_examples, stratified_sample
 from modfit.errors import ModfitError, require
-from modfit.evaluate import predict
-from modfit.metrics import accuracy, detection_scores
+from modfit.metrics import detection_scores
 from modfit.result import Outcome, RowDecision, RunResult
-from modfit.train import fit
-from modfit.training_run import victim
 
 ACTIONS = ("relabel", "drop")
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
@@ -60,17 +59,24 @@ class SafeOptions:
     rounds: int = 1  # 2: a second verdict by scanners refitted on trusted + least suspicious rows
     refit_share: float = 0.5  # the share of the corrected set, least suspicious first, added in round 2
     refit_epochs: float = 1.0  # round 2's scanners: short, so a trigger among their rows stays unlearned
+    # The scanner (issue 27): which one (auto: by the number of trusted rows, scanners.base.AUTO), and
+    # the no-trust self-scanner's dose: folds, epochs and lr of its cross-fitted fold models.
+    scanner: str = "auto"
+    self_folds: int = 2
+    self_epochs: float = 1.0
+    self_lr: float = 5e-5
 
     def validate(self) -> None:
         require(
-            self.trusted is None or self.trusted >= 1,
-            f"safe trusted {self.trusted}: give at least one trusted row per label, or leave trusted "
-            "unset to train the scanner on the whole clean dev split",
+            self.trusted is None or self.trusted >= 0,
+            f"safe trusted {self.trusted}: give a number of trusted rows (0: none, the self-scanner), or "
+            "leave trusted unset to train the scanner on the whole clean dev split",
         )
         require(
             self.trusted is None or self.trusted_file is None,
             "safe trusted and trusted_file: give one (a sample size of the dev split, or a file of your rows)",
         )
+        self.validate_scanner()
         require(self.action in ACTIONS, f"safe action {self.action!r}: use {' or '.join(ACTIONS)}")
         require(
             self.filter_by in FILTERS, f"safe filter_by {self.filter_by!r}: use one of {', '.join(FILTERS)}"
@@ -94,12 +100,31 @@ class SafeOptions:
         )
         require(self.refit_epochs > 0, f"safe refit_epochs {self.refit_epochs}: use a positive number")
 
+    def validate_scanner(self) -> None:
+        names = ["auto", *SCANNERS.names()]
+        require(self.scanner in names, f"safe scanner {self.scanner!r}: use one of {', '.join(names)}")
+        require(self.self_folds >= 2, f"safe self_folds {self.self_folds}: use at least 2 (cross-fitting)")
+        require(self.self_epochs > 0, f"safe self_epochs {self.self_epochs}: use a positive number")
+        require(self.self_lr > 0, f"safe self_lr {self.self_lr}: use a positive learning rate, e.g. 5e-5")
+        if self.scanner == "auto":
+            return
+        learns_from_trusted = SCANNERS.get(self.scanner).trusted
+        require(
+            not learns_from_trusted or self.trusted != 0,
+            f"safe trusted 0 with scanner {self.scanner}: it learns from trusted rows; use scanner=self "
+            "(or auto) for no trusted rows, or trust some rows",
+        )
+        require(
+            learns_from_trusted or (self.trusted in (None, 0) and self.trusted_file is None),
+            f"safe scanner {self.scanner} learns from no trusted row: drop trusted and trusted_file "
+            "(or set trusted=0), or choose a scanner that uses them",
+        )
 
-@dataclass(frozen=True)
-class Scanner:
-    model: torch.nn.Module
-    tokenizer: object  # or, for images, the preprocessing
-    encoder: Encoder
+    def scanner_settings(self) -> ScannerSettings:
+        return ScannerSettings(
+            self.scanner_epochs, self.scanner_lr, self.scanner_batch_size, self.batch_size,
+            self.self_epochs, self.self_lr, self.self_folds,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -113,8 +138,11 @@ class LabelVerdict:
 
 
 def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
-    """The rows the scanner may learn from: never a training row (docs/defences/safe.md, "safe")."""
+    """The rows the scanner may learn from: never a training row (docs/defences/safe.md, "safe");
+    none for `trusted=0` or a scanner that learns from none."""
     num_labels = context.data.splits.num_labels
+    if options.trusted == 0 or (options.scanner != "auto" and not SCANNERS.get(options.scanner).trusted):
+        return []
     if options.trusted_file is not None:
         require(
             context.data.splits.kind == "text",
@@ -138,25 +166,18 @@ def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
     return rows
 
 
-def fit_scanner(context: Context, options: SafeOptions, rows: list[Example]) -> Scanner:
-    """The victim, fully fine-tuned on the trusted rows alone (never a training row): the run's own
-    model and encoding for the dataset's kind (`victim`), text or image."""
-    experiment = context.experiment
-    model, tokenizer, encoder = victim(experiment, context.data.splits, context.encoder)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
-    config = TrainConfig(
-        epochs=options.scanner_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size
-    )
-    progress = [Progress(f"safe scanner ({len(rows)} trusted rows)")] if context.progress else []
-    fit(model, encoder(rows, tokenizer, experiment.model.max_length), config, experiment.seed, progress)
-    return Scanner(model, tokenizer, encoder)
+def scanner_name(options: SafeOptions, trusted: list[Example]) -> str:
+    """The scanner that runs: `auto` picks by the budget (None: the whole dev split, today's scanner)."""
+    if options.scanner != "auto":
+        return options.scanner
+    whole_split = options.trusted is None and options.trusted_file is None
+    return auto_scanner(None if whole_split else len(trusted))
 
 
-def scanner_probabilities(
-    context: Context, scanner: Scanner, rows: list[Example], batch_size: int
-) -> torch.Tensor:
-    encoded = scanner.encoder(rows, scanner.tokenizer, context.experiment.model.max_length)
-    return probabilities(scanner.model, encoded, batch_size)
+def scan(context: Context, options: SafeOptions, trusted: list[Example]) -> Scan:
+    """The chosen scanner's out-of-sample probabilities on every training row."""
+    build = SCANNERS.get(scanner_name(options, trusted)).build
+    return build(context, options.scanner_settings(), trusted)
 
 
 def label_verdict(probs: torch.Tensor, labels: list[int], filter_by: str) -> LabelVerdict:
@@ -239,11 +260,12 @@ def second_round(
         dataclasses.replace(e, label=d.corrected_label) for e, d in zip(rows, decisions, strict=True)
     ]
     folds = refit_folds(decisions, options.refit_share, context.experiment.seed)
-    refit = dataclasses.replace(options, scanner_epochs=options.refit_epochs)
+    config = TrainConfig(epochs=options.refit_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size)
     scored = []
-    for fold in folds:
-        scanner = fit_scanner(context, refit, trusted + [corrected[i] for i in fold])
-        scored.append(scanner_probabilities(context, scanner, corrected, options.batch_size))
+    for number, fold in enumerate(folds, start=1):
+        label = f"safe round 2, scanner {number} of 2"
+        scanner = fine_tune(context, trusted + [corrected[i] for i in fold], config, label)
+        scored.append(class_probabilities(context, scanner, corrected, options.batch_size))
         del scanner
     probs = (scored[0] + scored[1]) / 2
     for own, other in ((folds[0], scored[1]), (folds[1], scored[0])):
@@ -264,15 +286,8 @@ def second_round(
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
     trusted = trusted_rows(context, options)
-    scanner = fit_scanner(context, options, trusted)
-    probs = scanner_probabilities(context, scanner, rows, options.batch_size)
-    verdict = label_verdict(probs, [e.label for e in rows], options.filter_by)
-    test = subsample(context.data.splits.test, context.experiment.train.eval_size, context.experiment.seed)
-    scanner_cacc = accuracy(
-        predict(scanner.model, scanner.encoder(test, scanner.tokenizer, context.experiment.model.max_length)),
-        [e.label for e in test],
-    )
-    del scanner
+    scanned = scan(context, options, trusted)
+    verdict = label_verdict(scanned.probabilities, [e.label for e in rows], options.filter_by)
     decisions = row_decisions(rows, verdict, options.action)
     heavy: dict[str, int] = {}
     if options.unsure_below > 0:
@@ -295,9 +310,9 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         "removed_rows": len(removed),
         "relabelled_rows": sum(d.action == "relabelled" for d in decisions),
         **detection_scores(flags, verdict.scores, truth),
-        "scanner_cacc": scanner_cacc,
+        "scanner_cacc": scanned.test_accuracy,
         "trusted_rows": len(trusted),
         **heavy,
     }
-    details = {"flagged": flagged, "action": options.action}
+    details = {"flagged": flagged, "action": options.action, "scanner": scanner_name(options, trusted)}
     return dataclasses.replace(final, defence=Outcome(metrics, removed, details, decisions))

@@ -1,0 +1,115 @@
+"""The no-trust self-scanner's dose (`trusted=0`), chosen on one tuning cell named before the runs.
+
+The rule, fixed before the runs (README.md, "Rule written before the runs"):
+
+- **The tuning cell, and only it:** SST-2, BadNet, 10 % dirty, target 1, 3,000 training rows, seed 0,
+  the packaged MiniLM at its undefended schedule. Every other cell is held out.
+- **Runs:** `none`, then `safe` with `trusted=0` (`scanner=self`) at each candidate dose below.
+- **Score:** gap = ASR − floor and ΔCACC = CACC − `none`'s CACC, both in points.
+- **Choice:** among candidates with ΔCACC ≥ −2, the lowest gap; every candidate within 2 points of it
+  counts as tied, and ties go to the cheapest (fewest training rows passed through the fold models:
+  folds × (folds − 1) / folds × rows × epochs, then the lower lr). If no candidate reaches ΔCACC ≥ −2,
+  none is chosen: the defaults stay and a new candidate list is written down before any further run.
+  The choice becomes SafeOptions' `self_folds`, `self_epochs`, `self_lr` defaults.
+
+A finished run in OUT/self_choice.json is reused (the sweep resumes). `--dataset`, `--model`,
+`--train-size` override the cell for a smoke test only; such a run judges nothing.
+
+    python benchmarks/safe_budget/self_choice.py --out runs/safe_budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from modfit import resolve, run
+
+# (self_folds, self_epochs, self_lr): a light, the default, a shorter hotter, a longer and a 4-fold dose
+CANDIDATES = ((2, 1.0, 2e-5), (2, 1.0, 5e-5), (2, 0.5, 1e-4), (2, 3.0, 2e-5), (4, 1.0, 5e-5))
+CACC_BOUND = -2.0
+TIE = 2.0
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--dataset", default="sst2", help="smoke tests only")
+    parser.add_argument("--model", default=None, help="smoke tests only")
+    parser.add_argument("--train-size", type=int, default=3000, help="smoke tests only")
+    return parser.parse_args()
+
+
+def name(folds: int, epochs: float, lr: float) -> str:
+    return f"self_k{folds}_ep{epochs:g}_lr{lr:g}"
+
+
+def cost(folds: int, epochs: float, lr: float) -> tuple[float, float]:
+    return folds * (folds - 1) / folds * epochs, lr
+
+
+def measured(args: argparse.Namespace, defence: str, options: dict) -> dict:
+    settings = {
+        "dataset": args.dataset,
+        "attack": {"name": "badnet", "mode": "dirty", "rate": 0.1, "target": 1},
+        "train_size": args.train_size,
+        "seed": 0,
+        "defence": defence,
+        "defence_options": options,
+        **({"model": {"name": args.model}} if args.model else {}),
+    }
+    started = time.perf_counter()
+    metrics = run(resolve(settings), progress=False).metrics()
+    keep = (
+        "cacc",
+        "asr",
+        "asr_floor",
+        "flagged_rows",
+        "flagged_poisoned",
+        "precision",
+        "recall",
+        "scanner_cacc",
+    )
+    return {**{k: metrics[k] for k in keep if k in metrics}, "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    args = arguments()
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out / "self_choice.json"
+    results = json.loads(store.read_text()) if store.exists() else {}
+    runs = [("none", "none", {})] + [
+        (name(*c), "safe", {"trusted": 0, "self_folds": c[0], "self_epochs": c[1], "self_lr": c[2]})
+        for c in CANDIDATES
+    ]
+    for key, defence, options in runs:
+        if key not in results:
+            results[key] = measured(args, defence, options)
+            store.write_text(json.dumps(results, indent=1))
+        print(f"{key}: {results[key]}", flush=True)
+    base = results["none"]["cacc"]
+    gap = {n: 100 * (r["asr"] - r["asr_floor"]) for n, r in results.items()}
+    delta = {n: 100 * (r["cacc"] - base) for n, r in results.items()}
+    allowed = [c for c in CANDIDATES if delta[name(*c)] >= CACC_BOUND]
+    best = min((gap[name(*c)] for c in allowed), default=None)
+    tied = [c for c in allowed if best is not None and gap[name(*c)] <= best + TIE]
+    chosen = min(tied, key=lambda c: cost(*c)) if tied else None
+    print("\n| run | gap | ΔCACC | recall | precision | seconds | |\n|---|---:|---:|---:|---:|---:|---|")
+    for n, r in results.items():
+        mark = (
+            "**chosen**"
+            if chosen and n == name(*chosen)
+            else ("tied" if any(n == name(*c) for c in tied) else "")
+        )
+        print(f"| {n} | {gap[n]:+.1f} | {delta[n]:+.2f} | {r.get('recall', float('nan')):.3f} "
+              f"| {r.get('precision', float('nan')):.3f} | {r['seconds']:.0f} | {mark} |")  # fmt: skip
+    if chosen is None:
+        print("\nno candidate reaches ΔCACC ≥ −2: nothing chosen, the defaults stay")
+    else:
+        print(f"\nchosen: self_folds {chosen[0]}, self_epochs {chosen[1]:g}, self_lr {chosen[2]:g}")
+
+
+if __name__ == "__main__":
+    main()
