@@ -38,8 +38,9 @@ PART_NAMES = {
 }
 
 
-def part_name(model_type: str, part: str) -> str:
-    """The path of a BERT layer's part (`attention.output.dense`, `query`, ...) in a `model_type` layer."""
+def part_name(encoder: nn.Module, part: str) -> str:
+    """The path of a BERT layer's part (`attention.output.dense`, `query`, ...) in `encoder`'s layers."""
+    model_type = getattr(getattr(encoder, "config", None), "model_type", None)
     return PART_NAMES.get(model_type, {}).get(part, part)
 
 
@@ -175,7 +176,7 @@ def _place_modules(encoder: nn.Module, config: ModfitConfig) -> None:
     if not (config.adapter_bottleneck or config.prefix_tokens):
         return
     size, activation = config.adapter_bottleneck, config.adapter_activation
-    places = [part_name(encoder.config.model_type, place) for place in ADAPTER_PLACES[config.adapter_placement]]
+    places = [part_name(encoder, place) for place in ADAPTER_PLACES[config.adapter_placement]]
     for layer in encoder.encoder.layer:
         if size:
             for place in places:

@@ -84,7 +84,7 @@ def _wrap(layer: nn.Module, place: str, config: AdapterOptions, hidden: int) -> 
 
 @TUNING.register("adapter", AdapterOptions)
 def adapter(model: nn.Module, config: AdapterOptions) -> TunedClassifier:
-    places = [shipped.part_name(model.encoder.config.model_type, place) for place in PLACES[config.placement]]
+    places = [shipped.part_name(model.encoder, place) for place in PLACES[config.placement]]
     hidden = model.encoder.config.hidden_size
     for layer in encoder_layers(model, "adapter", places):
         for place in places:

@@ -4,10 +4,9 @@ peft does what it does well here: it finds the target modules, wraps them in its
 later folds B·A into the base weight for export. modfit adds the reparameterized variant of the
 moderate-fitting defence (docs/defences/index.md, "Defences"): one generator produces every A and the classifier
 head, a second one whose `e` starts at zero produces every B, so at initialisation every B is exactly
-zero and the model is the frozen backbone plus the generated head. `target_modules` use BERT's names
-(`query`, `value`); an encoder that names them otherwise (MPNet: `q`, `v`) gets its own
-(`modeling_modfit.PART_NAMES`). With `init: paper` both are drawn
-as the authors' code draws them (`modfit.tuning.reparam`).
+zero and the model is the frozen backbone plus the generated head. With `init: paper` both are drawn
+as the authors' code draws them (`modfit.tuning.reparam`). `target_modules` use BERT's names (`query`,
+`value`); an encoder that names them otherwise (MPNet: `q`, `v`) gets its own (`modeling_modfit.PART_NAMES`).
 """
 
 from __future__ import annotations
@@ -46,12 +45,11 @@ class LoraOptions:
 def lora(model: nn.Module, config: LoraOptions) -> TunedClassifier:
     from peft import LoraConfig, inject_adapter_in_model
 
-    model_type = getattr(model.encoder.config, "model_type", "")
     peft_config = LoraConfig(
         r=config.rank,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=[part_name(model_type, name) for name in config.target_modules],
+        target_modules=[part_name(model.encoder, name) for name in config.target_modules],
     )
     try:
         inject_adapter_in_model(peft_config, model.encoder)

@@ -61,8 +61,9 @@ class PrefixSelfAttention(Wrapper, shipped.PrefixSelfAttention):
 @TUNING.register("prefix", PrefixOptions)
 def prefix(model: nn.Module, config: PrefixOptions) -> TunedClassifier:
     parts = tuple(f"attention.self.{part}" for part in ATTENTION_PARTS)
-    if model.encoder.config.model_type in NO_PREFIX:
-        raise ModfitError(f"prefix: {NO_PREFIX[model.encoder.config.model_type]}; use lora or adapter")
+    refused = NO_PREFIX.get(getattr(getattr(model.encoder, "config", None), "model_type", None))
+    if refused:
+        raise ModfitError(f"prefix: {refused}; use lora or adapter")
     attention = getattr(model.encoder.config, "_attn_implementation", None) or "eager"
     if attention not in ("eager", "sdpa"):
         raise ModfitError(
