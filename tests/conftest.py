@@ -67,18 +67,25 @@ def make_tokenizer(folder: Path):
 
 
 def save_tiny_model(folder: Path, architecture: str = "bert") -> Path:
-    """A 2-layer encoder with hidden size 32 and its tokenizer, saved as a local model directory."""
+    """A 2-layer encoder with hidden size 32 and its tokenizer, saved as a local model directory.
+    MPNet's tokenizer, as all-mpnet-base-v2's, gives no token type ids."""
     import torch
-    from transformers import AutoModel, BertConfig, RobertaConfig
+    from transformers import AutoModel, BertConfig, BertTokenizerFast, MPNetConfig, RobertaConfig
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = make_tokenizer(folder)
+    if architecture == "mpnet":
+        tokenizer = BertTokenizerFast(
+            vocab=str(folder / "vocab.txt"), model_input_names=["input_ids", "attention_mask"]
+        )
     common = dict(
         vocab_size=len(_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=80,
     )  # fmt: skip
     if architecture == "bert":
         config = BertConfig(**common)
+    elif architecture == "mpnet":
+        config = MPNetConfig(**common)
     else:
         config = RobertaConfig(**common, pad_token_id=0, bos_token_id=2, eos_token_id=3, type_vocab_size=1)
     torch.manual_seed(0)
@@ -95,6 +102,12 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("tiny-roberta"), "roberta")
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet(tmp_path_factory) -> Path:
+    """all-mpnet-base-v2's architecture (MPNet: q, k, v and o in `attention.attn`) at the tiny size."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-mpnet"), "mpnet")
 
 
 def error_of(call, *args, **kwargs) -> str:

@@ -255,3 +255,19 @@ def test_a_preset_model_saves_and_loads_with_its_head(tiny_roberta, tmp_path, pr
         ["RobertaForSequenceClassification"], ["ModfitForSequenceClassification"])  # fmt: skip
     with torch.no_grad():
         assert torch.allclose(loaded(**inputs), model(**inputs), atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["lora-reparam", "adapter-reparam"])
+def test_on_mpnet_base_the_recipe_has_roberta_bases_counts(preset):
+    """all-mpnet-base-v2 has roberta-base's sizes (12 layers, H 768), so the authors' counts hold there
+    too once LoRA and the adapters find MPNet's own attention modules (`attn.q`, `attn.v`)."""
+    from transformers import MPNetConfig, MPNetModel
+
+    experiment = resolve({"defence": preset, "model": {"name": "all-mpnet-base-v2"}})
+    assert experiment.model.head == "roberta" and experiment.train.lr == 3e-4
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        encoder = MPNetModel(MPNetConfig())
+    classifier = Classifier(encoder, LABELS, "cls", head=experiment.model.head)
+    model = apply_tuning(classifier, experiment.tuning.method, experiment.tuning.options, seed=0)
+    assert (count_trainable(model), count_generated(model)) == COUNTS[preset]

@@ -48,6 +48,12 @@ CASES = [  # (architecture, method, options, pooling, form)
     ("bert", "adapter", PAPER_TUNING["adapter"], "roberta", REMOTE_CODE),
     ("bert", "prefix", PAPER_TUNING["prefix"], "roberta", REMOTE_CODE),
     ("roberta", "full", {}, "roberta", STOCK),
+    # MPNet (all-mpnet-base-v2's architecture): its stock head is RoBERTa's; adapters in its own places
+    ("mpnet", "lora", PAPER_TUNING["lora"], "roberta", STOCK),
+    ("mpnet", "lora", {}, "cls", STOCK),
+    ("mpnet", "adapter", PAPER_TUNING["adapter"], "roberta", REMOTE_CODE),
+    ("mpnet", "adapter", REPARAM, "mean", REMOTE_CODE),
+    ("mpnet", "full", {}, "mean", REMOTE_CODE),
 ]
 
 
@@ -104,11 +110,12 @@ def pipeline_probabilities(folder: Path, remote: bool, labels: list[str], texts=
 
 @pytest.mark.parametrize(("architecture", "method", "options", "pooling", "form"), CASES)
 def test_every_method_ships_and_pipeline_predicts_what_modfit_predicts(
-    tiny_bert, tiny_roberta, tiny_distilbert, tmp_path, architecture, method, options, pooling, form
+    tiny_bert, tiny_roberta, tiny_distilbert, tiny_mpnet, tmp_path, architecture, method, options, pooling, form
 ):
     from transformers import AutoTokenizer
 
-    folder = {"bert": tiny_bert, "roberta": tiny_roberta, "distilbert": tiny_distilbert}[architecture]
+    folders = {"bert": tiny_bert, "roberta": tiny_roberta, "distilbert": tiny_distilbert, "mpnet": tiny_mpnet}
+    folder = folders[architecture]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = tuned(folder, method, options, pooling)
     shipped = ship(model, tokenizer, method=method, dataset="sst2", max_length=32)

