@@ -119,3 +119,20 @@ def error_of(call, *args, **kwargs) -> str:
     message = str(caught.value)
     assert "\n" not in message
     return message
+
+
+def scanner_rows(monkeypatch, experiment) -> list:
+    """The rows `safe` trains its scanner on, caught where it scans (the run stops there)."""
+    from modfit import run
+    from modfit.baselines import safe
+
+    seen: list = []
+
+    def caught(context, options, rows):
+        seen.extend(rows)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safe, "scan", caught)
+    with pytest.raises(KeyboardInterrupt):
+        run(experiment, progress=False)
+    return seen

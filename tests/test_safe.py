@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from conftest import separable_rows, write_split
+from conftest import scanner_rows, separable_rows, write_split
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, resolve, run
 from modfit.baselines import safe
 from modfit.baselines.safe import LabelVerdict, corrected_rows, label_verdict, row_decisions
@@ -171,20 +171,6 @@ def test_a_stratified_sample_keeps_the_label_shares_and_every_label():
     assert sample == stratified_sample(rows, 10, seed=3) != stratified_sample(rows, 10, seed=4)
     assert sample == sorted(sample, key=rows.index)  # the split's own order
     assert stratified_sample(rows, 500, seed=0) == rows
-
-
-def scanner_rows(monkeypatch, chosen) -> list[Example]:
-    """The rows `safe` trains its scanner on, caught at the scanner's fit (the run stops there)."""
-    seen: list[Example] = []
-
-    def caught(context, options, rows):
-        seen.extend(rows)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(safe, "scan", caught)
-    with pytest.raises(KeyboardInterrupt):
-        run(chosen, progress=False)
-    return seen
 
 
 @needs_cleanlab

@@ -15,8 +15,8 @@ import torch
 import yaml
 from PIL import Image
 
+from conftest import scanner_rows
 from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_data, run
-from modfit.baselines import safe
 from modfit.cli import main
 from modfit.errors import ModfitError
 from modfit.store import open_store
@@ -57,20 +57,6 @@ def experiment(dataset: Path, **options) -> Experiment:
     )
 
 
-def scanned_rows(monkeypatch, chosen: Experiment) -> list:
-    """The rows `safe` fits its scanner on, caught at the fit (the run stops there)."""
-    seen: list = []
-
-    def caught(context, options, rows):
-        seen.extend(rows)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(safe, "scan", caught)
-    with pytest.raises(KeyboardInterrupt):
-        run(chosen, progress=False)
-    return seen
-
-
 @needs_cleanlab
 def test_safe_relabels_the_patched_images_whose_label_contradicts_their_colour(colours):
     result = run(experiment(colours), progress=False)
@@ -93,7 +79,7 @@ def test_safe_relabels_the_patched_images_whose_label_contradicts_their_colour(c
 @needs_cleanlab
 def test_a_trusted_budget_on_images_samples_the_dev_split(monkeypatch, colours):
     dev = prepare_data(experiment(colours)).splits.dev
-    rows = scanned_rows(monkeypatch, experiment(colours, trusted=6))
+    rows = scanner_rows(monkeypatch, experiment(colours, trusted=6))
     assert len(rows) == 6 and [e.label for e in rows] == [0, 0, 1, 1, 2, 2]  # label-stratified
     assert all(any(e is d for d in dev) for e in rows)
 

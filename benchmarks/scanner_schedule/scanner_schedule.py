@@ -72,6 +72,21 @@ def resumable_results(description: str, filename: str) -> tuple[Path, dict]:
     return store, json.loads(store.read_text()) if store.exists() else {}
 
 
+def report(results: dict) -> str:
+    """The rule: the highest mean of the two folds; ties within TIE to the fewest epochs, then the
+    lowest lr. Prints the table; returns the chosen key (the image scanner's script shares it)."""
+    scores = {key: sum(r["folds"]) / 2 for key, r in results.items()}
+    best = max(scores.values())
+    tied = [key for key, score in scores.items() if score >= best - TIE]
+    chosen = min(tied, key=lambda key: (results[key]["epochs"], results[key]["lr"]))
+    print("\n| lr | epochs | fold A→B | fold B→A | mean | seconds | |\n|---:|---:|---:|---:|---:|---:|---|")
+    for key, r in results.items():
+        mark = "**chosen**" if key == chosen else ("tied" if key in tied else "")
+        print(f"| {r['lr']:g} | {r['epochs']:g} | {r['folds'][0]:.4f} | {r['folds'][1]:.4f} | {scores[key]:.4f} "
+              f"| {r['seconds']:.0f} | {mark} |")  # fmt: skip
+    return chosen
+
+
 def main() -> None:
     store, results = resumable_results(__doc__.splitlines()[0], "scanner_schedule.json")
     experiment = resolve({"dataset": "sst2", "attack": {"name": "none"}, "seed": SEED})
@@ -95,17 +110,8 @@ def main() -> None:
                 store.write_text(json.dumps(results, indent=1))
             r = results[key]
             print(f"lr {lr:g}, {epochs:g} epochs: folds {r['folds'][0]:.4f} {r['folds'][1]:.4f}", flush=True)
-    scores = {key: sum(r["folds"]) / 2 for key, r in results.items()}
-    best = max(scores.values())
-    tied = [key for key, score in scores.items() if score >= best - TIE]
-    chosen = min(tied, key=lambda key: (results[key]["epochs"], results[key]["lr"]))
-    print("\n| lr | epochs | fold A→B | fold B→A | mean | seconds | |\n|---:|---:|---:|---:|---:|---:|---|")
-    for key, r in results.items():
-        mark = "**chosen**" if key == chosen else ("tied" if key in tied else "")
-        print(f"| {r['lr']:g} | {r['epochs']:g} | {r['folds'][0]:.4f} | {r['folds'][1]:.4f} | {scores[key]:.4f} "
-              f"| {r['seconds']:.0f} | {mark} |")  # fmt: skip
+    chosen = report(results)
     print(f"\nchosen: scanner_lr {results[chosen]['lr']:g}, scanner_epochs {results[chosen]['epochs']:g}")
-
 
 if __name__ == "__main__":
     main()

@@ -54,12 +54,11 @@ def _text_schedule():
 
 
 _text = _text_schedule()
-SEED, halves, resumable_results = _text.SEED, _text.halves, _text.resumable_results
+SEED, halves, report, resumable_results = _text.SEED, _text.halves, _text.report, _text.resumable_results
 
 LRS = (3e-4, 1e-3, 3e-3)
 EPOCHS = (2.0, 4.0, 6.0)
 DEV_SUBSET = 2000
-TIE = 0.01
 SETTINGS = {"dataset": "cifar10", "attack": {"name": "none"}, "seed": SEED}  # image defaults: 64 px
 
 
@@ -91,15 +90,7 @@ def main() -> None:
                 store.write_text(json.dumps(results, indent=1))
             r = results[key]
             print(f"lr {lr:g}, {epochs:g} epochs: folds {r['folds'][0]:.4f} {r['folds'][1]:.4f}", flush=True)
-    scores = {key: sum(r["folds"]) / 2 for key, r in results.items()}
-    best = max(scores.values())
-    tied = [key for key, score in scores.items() if score >= best - TIE]
-    chosen = min(tied, key=lambda key: (results[key]["epochs"], results[key]["lr"]))
-    print("\n| lr | epochs | fold A→B | fold B→A | mean | seconds | |\n|---:|---:|---:|---:|---:|---:|---|")
-    for key, r in results.items():
-        mark = "**chosen**" if key == chosen else ("tied" if key in tied else "")
-        print(f"| {r['lr']:g} | {r['epochs']:g} | {r['folds'][0]:.4f} | {r['folds'][1]:.4f} | {scores[key]:.4f} "
-              f"| {r['seconds']:.0f} | {mark} |")  # fmt: skip
+    chosen = report(results)
     lr, epochs = results[chosen]["lr"], results[chosen]["epochs"]
     print(f"\nchosen: scanner_lr {lr:g}, scanner_epochs {epochs:g}")
     print(f"vision_safe.yaml: defence_options: {{scanner_lr: {lr:.1e}, scanner_epochs: {epochs:g}}}")
