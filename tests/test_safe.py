@@ -254,14 +254,26 @@ def test_write_corrected_needs_a_defence_that_judges_rows(toy, tiny_bert, tmp_pa
 # Heavy poison (issue 27, item 6): `unsure_below`, `rounds=2`; off at their defaults.
 
 
-def test_a_default_safe_cell_keeps_its_hash():
-    """The heavy-poison options are off by default and stay out of the hash (value before they existed)."""
+def test_an_earlier_safe_cell_keeps_its_hash_with_its_epochs_pinned():
+    """The heavy-poison options are off by default and stay out of the hash; a cell of `safe` as it ran
+    before its final dose became 0.75 epochs keeps its hash when its spec pins `epochs: 2` (value before
+    either change)."""
     from modfit.grid.cells import Cell, Coordinates
 
-    chosen = resolve({"dataset": "hsol", "defence": "safe", "train_size": 3000, "seed": 0,
+    chosen = resolve({"dataset": "hsol", "defence": "safe", "train_size": 3000, "seed": 0, "train": {"epochs": 2},
                       "attack": {"name": "syntactic", "rate": 0.2, "target": 0}})  # fmt: skip
     where = Coordinates("-", "-", "-", 0.0, "dirty", 0)
     assert Cell(where, chosen).hash == "e23986b6841508ad278991a2e67106bbe0364504ac151cedf28750102ad15cd4"
+
+
+def test_safe_trains_its_final_model_at_the_fewer_epochs_dose_unless_the_user_sets_epochs():
+    """benchmarks/safe_heavy/'s rule chose the `fewer-epochs` dose for safe's final training; the user's
+    epochs win, another text model gets the same share of its own baseline, images keep theirs."""
+    assert resolve({"defence": "safe"}).train.epochs == resolve({"defence": "fewer-epochs"}).train.epochs == 0.75
+    assert resolve({"defence": "safe", "train": {"epochs": 3}}).train.epochs == 3
+    other = {"model": {"name": "bert-base-uncased"}}
+    assert resolve({**other, "defence": "safe"}).train.epochs == resolve({**other, "defence": "fewer-epochs"}).train.epochs
+    assert resolve({"dataset": "cifar10", "defence": "safe"}).train.epochs == resolve({"dataset": "cifar10"}).train.epochs
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,10 @@ to cleanlab's confident learning (`find_label_issues`, per-class thresholds), wh
 label the scanner confidently disputes. `relabel` (the default) gives each flagged row the scanner's label: a
 caught poisoned row keeps its trigger but now carries its true label, so the trigger co-occurs with
 the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
-removes the flagged rows instead. The final model trains on the result with the user's settings.
+removes the flagged rows instead. The final model trains on the result with the user's settings at
+a moderate dose: on text, unless the user sets `train.epochs`, the `fewer-epochs` share of the model's
+baseline epochs (0.75 of the packaged MiniLM's 2), chosen on one frozen cell by a rule written before its
+runs (benchmarks/safe_heavy/); images keep their undefended settings.
 
 The trusted rows are the whole clean dev split by default; `trusted=N` takes a seeded,
 label-stratified sample of N of them (a practitioner can check a hundred rows by hand, rarely a whole
@@ -36,6 +39,7 @@ from modfit.baselines.scanners import SCANNERS, Scan, ScannerSettings, auto_scan
 from modfit.baselines.scanners.finetune import class_probabilities, fine_tune
 from modfit.config import TrainConfig
 from modfit.data import Example, read_examples, stratified_sample
+from modfit.defences import fewer_epochs_dose
 from modfit.errors import ModfitError, require
 from modfit.metrics import detection_scores
 from modfit.result import Outcome, RowDecision, RunResult
@@ -282,7 +286,7 @@ def second_round(
     return tuple(updated)
 
 
-@procedure("safe", SafeOptions, image={})
+@procedure("safe", SafeOptions, image={}, text=fewer_epochs_dose)
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
     trusted = trusted_rows(context, options)
