@@ -86,6 +86,22 @@ def test_precision_auto_resolves_as_documented(monkeypatch):
         resolve_precision("half", "cpu")
 
 
+@pytest.mark.parametrize(
+    ("flags", "fast"),
+    [("fpu avx512f avx512_bf16 amx_bf16 amx_tile", True), ("fpu avx512f avx512_bf16", False), ("fpu", False)],
+)
+def test_only_amx_makes_bf16_the_cpu_default(monkeypatch, flags, fast):
+    """AVX-512 BF16 without AMX trained 25 % slower than fp32 (benchmarks/precision/results.md)."""
+    import io
+
+    import modfit.precision as precision
+
+    monkeypatch.setattr(
+        precision, "open", lambda *a, **k: io.StringIO(f"flags\t\t: {flags}\n"), raising=False
+    )
+    assert precision.cpu_has_bf16.__wrapped__() is fast
+
+
 SST2 = EvalSizes(dev=872, test=1821, poison=909)
 
 

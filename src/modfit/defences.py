@@ -78,7 +78,6 @@ def _preset(name: str, text: TextSettings, image: dict[str, Any] | None = None) 
 IMAGE_DEFAULTS: dict[str, Any] = {"model": {"image_size": 64}, "train": {"lr": 1e-3, "epochs": 3}}
 
 
-
 def fewer_epochs_dose(base: Schedule) -> dict[str, Any]:
     """`fewer-epochs` on a text model: PLATEAU_SHARE of its baseline's epochs, to 0.05 (0.75 of the
     packaged MiniLM's 2). `safe`'s final training takes this dose too (benchmarks/safe_heavy/)."""

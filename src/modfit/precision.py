@@ -1,7 +1,8 @@
 """Mixed precision: which one a run uses, and the autocast context for it.
 
-`auto` is bf16 autocast where the hardware computes bf16 natively — a CUDA device that supports it,
-or a CPU with AVX-512 BF16 or AMX — and fp32 elsewhere. `fp16` is for CUDA only (with a gradient
+`auto` is bf16 autocast where bf16 is faster — a CUDA device that supports it, or a CPU with AMX — and
+fp32 elsewhere: on a CPU with AVX-512 BF16 but no AMX, bf16 trained 25 % slower than fp32
+(benchmarks/precision/results.md). `fp16` is for CUDA only (with a gradient
 scaler in the training loop); weights always stay fp32, autocast only lowers the matmuls.
 """
 
@@ -20,12 +21,12 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @functools.cache
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    """Whether this CPU computes bf16 faster than fp32: AMX's tile units do; AVX-512 BF16 alone did not."""
     try:
         flags = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
         return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return any(flag in flags.split() for flag in ("amx_bf16",))
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
