@@ -215,3 +215,37 @@ def test_a_safe_run_with_feature_z_drops_rows_names_its_features_and_writes_them
     with open(tmp_path / "run" / "trigger_features.csv", newline="") as file:
         written = list(csv.DictReader(file))
     assert [row["feature"] for row in written] == [f["feature"] for f in details["trigger_features"]]
+
+
+# benchmarks/safe_heavy/feature_z_choice.py: its counting and its choice, on synthetic verdicts.
+
+
+def choice_script():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "safe_heavy" / "feature_z_choice.py"
+    spec = importlib.util.spec_from_file_location("feature_z_choice", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_choice_script_counts_the_rows_each_z_would_drop_beyond_the_first_verdict(planted):
+    script = choice_script()
+    verdict = {
+        "labels": [d.label for d in planted],
+        "flagged": [d.flagged for d in planted],
+        "features": [sorted(text_features(d.text)) for d in planted],  # as the JSON keeps them
+    }
+    z_cf = (25 / 40 - 0.2) / math.sqrt(0.2 * 0.8 / 40)  # 6.7: the only spurious feature
+    assert script.dropped_counts(verdict, (4.0, 6.0, 8.0)) == {4.0: 15, 6.0: 15, 8.0: 0} and 6 < z_cf < 8
+
+
+def test_the_choice_is_the_smallest_z_dropping_at_most_1_percent_on_both_datasets():
+    script = choice_script()
+    rows = {"hsol": 3000, "sst2": 3000}
+    dropped = {"hsol": {4.0: 80, 5.0: 30, 6.0: 12, 8.0: 0}, "sst2": {4.0: 50, 5.0: 31, 6.0: 30, 8.0: 2}}
+    assert script.choose(dropped, rows) == 6.0  # 5 drops 31 > 30 on sst2
+    assert script.choose({"hsol": {4.0: 31}, "sst2": {4.0: 0}}, rows) is None
+    assert (
+        script.table(dropped, rows).splitlines()[2]
+        == "| hsol | 80 (2.7%) | 30 (1.0%) | 12 (0.4%) | 0 (0.0%) |"
+    )
