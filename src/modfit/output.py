@@ -114,6 +114,7 @@ def write_examples(path: str | Path, examples: list[Example], with_poisoned: boo
 
 
 ROWS_COLUMNS = ["row", "text", "label", "scanner_label", "suspicion", "flagged", "action"]
+TRIGGER_FEATURES_COLUMNS = ["feature", "label", "z", "rows", "flagged"]
 
 
 def rows_text(decisions) -> str:
@@ -134,7 +135,8 @@ def corrected_text(decisions) -> str:
 def write_run(result, out: str | Path, save_model: bool = False, write_corrected: bool = False) -> None:
     """config.json, history.csv/.jsonl, metrics.json and dynamics.png (and the model) of one run;
     with a row-judging defence (`safe`) its verdict per row, rows.csv (and the corrected training set,
-    corrected.csv, when asked)."""
+    corrected.csv, when asked), and with `safe`'s `feature_z` the spurious features it found,
+    trigger_features.csv (the top 20, highest z first)."""
     from modfit.report.dynamics import plot_dynamics
 
     out = Path(out)
@@ -149,6 +151,9 @@ def write_run(result, out: str | Path, save_model: bool = False, write_corrected
     decisions = result.defence.rows if result.defence else ()
     if decisions:
         write_atomic(out / "rows.csv", rows_text(decisions))
+    features = result.defence.details.get("trigger_features") if result.defence else None
+    if features is not None:  # safe's feature_z: the surface forms it took for a trigger
+        write_atomic(out / "trigger_features.csv", csv_text(features, TRIGGER_FEATURES_COLUMNS))
     if write_corrected:
         if not decisions:
             raise ModfitError(f"{result.experiment.defence} judges no training row: nothing to correct")

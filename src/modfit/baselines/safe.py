@@ -37,6 +37,7 @@ import torch
 from modfit.baselines.base import Context, procedure
 from modfit.baselines.scanners import SCANNERS, Scan, ScannerSettings, auto_scanner
 from modfit.baselines.scanners.finetune import class_probabilities, fine_tune
+from modfit.baselines.trigger_features import drop_trigger_rows
 from modfit.config import TrainConfig
 from modfit.data import Example, read_examples, stratified_sample
 from modfit.defences import fewer_epochs_dose
@@ -45,6 +46,7 @@ from modfit.metrics import detection_scores
 from modfit.result import Outcome, RowDecision, RunResult
 
 ACTIONS = ("relabel", "drop")
+TOP_FEATURES = 20  # the spurious features `details["trigger_features"]` names, highest z first
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 
 
@@ -63,6 +65,7 @@ class SafeOptions:
     rounds: int = 1  # 2: a second verdict by scanners refitted on trusted + least suspicious rows
     refit_share: float = 0.5  # the share of the corrected set, least suspicious first, added in round 2
     refit_epochs: float = 1.0  # round 2's scanners: short, so a trigger among their rows stays unlearned
+    feature_z: float = 0.0  # > 0: drop unflagged rows carrying a word (pair) this enriched among the flagged
     # The scanner (issue 27): which one (auto: by the number of trusted rows, scanners.base.AUTO), and
     # the no-trust self-scanner's dose: folds, epochs and lr of its cross-fitted fold models.
     scanner: str = "auto"
@@ -103,6 +106,10 @@ class SafeOptions:
             f"safe refit_share {self.refit_share}: use a share in (0, 1], e.g. 0.5",
         )
         require(self.refit_epochs > 0, f"safe refit_epochs {self.refit_epochs}: use a positive number")
+        require(
+            self.feature_z >= 0,
+            f"safe feature_z {self.feature_z}: use a z threshold of at least 0, e.g. 8 (0: off)",
+        )
 
     def validate_scanner(self) -> None:
         names = ["auto", *SCANNERS.names()]
@@ -264,7 +271,9 @@ def second_round(
         dataclasses.replace(e, label=d.corrected_label) for e, d in zip(rows, decisions, strict=True)
     ]
     folds = refit_folds(decisions, options.refit_share, context.experiment.seed)
-    config = TrainConfig(epochs=options.refit_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size)
+    config = TrainConfig(
+        epochs=options.refit_epochs, lr=options.scanner_lr, batch_size=options.scanner_batch_size
+    )
     scored = []
     for number, fold in enumerate(folds, start=1):
         label = f"safe round 2, scanner {number} of 2"
@@ -289,6 +298,10 @@ def second_round(
 @procedure("safe", SafeOptions, image={}, text=fewer_epochs_dose)
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
+    require(
+        options.feature_z == 0 or context.data.splits.kind == "text",
+        "safe feature_z reads the words of text rows, and an image's row is its path: leave feature_z at 0",
+    )
     trusted = trusted_rows(context, options)
     scanned = scan(context, options, trusted)
     verdict = label_verdict(scanned.probabilities, [e.label for e in rows], options.filter_by)
@@ -302,6 +315,11 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         first = decisions
         decisions = second_round(context, options, rows, trusted, decisions)
         heavy["second_round_changed"] = sum(a != b for a, b in zip(first, decisions, strict=True))
+    found = ()
+    if options.feature_z > 0:  # learns from the rows flagged so far (unsure and round-2 flags included)
+        lever = drop_trigger_rows(decisions, options.feature_z)
+        decisions, found = lever.decisions, lever.features
+        heavy["feature_dropped"] = len(lever.dropped)
     kept = corrected_rows(rows, decisions)
     final = context.train(kept)
     flags = [d.flagged for d in decisions]
@@ -319,4 +337,6 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         **heavy,
     }
     details = {"flagged": flagged, "action": options.action, "scanner": scanner_name(options, trusted)}
+    if options.feature_z > 0:
+        details["trigger_features"] = [dataclasses.asdict(f) for f in found[:TOP_FEATURES]]
     return dataclasses.replace(final, defence=Outcome(metrics, removed, details, decisions))

@@ -72,8 +72,10 @@ def _holder(config: dict[str, Any], parents: list[str]) -> dict[str, Any] | None
 # Defence options whose default changed after stores existed: (defence, option) → the earlier default.
 # A stored cell that leaves the option out ran at that value. In the hash an option at its earlier value
 # is left out and one at any other value — the present default included — is written in, so a cell at
-# the new default is a new cell, and one pinned to the earlier value keeps its stored hash.
-OPTIONS_BEFORE: dict[tuple[str, str], Any] = {("safe", "scanner_lr"): 2e-5}
+# the new default is a new cell, and one pinned to the earlier value keeps its stored hash. An option
+# added later at a default that computes what came before it (off) is listed at that default: a spec
+# that writes it out (`feature_z: 0`) keeps the hash of one that leaves it out.
+OPTIONS_BEFORE: dict[tuple[str, str], Any] = {("safe", "scanner_lr"): 2e-5, ("safe", "feature_z"): 0.0}
 
 
 def hashed_options(defence: str, options: dict[str, Any]) -> dict[str, Any]:
