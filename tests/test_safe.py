@@ -22,6 +22,7 @@ from modfit.defences import procedures
 from modfit.encoding import encode
 from modfit.errors import ModfitError
 from modfit.metrics import detection_scores
+from modfit.output import write_run
 
 needs_cleanlab = pytest.mark.skipif(
     importlib.util.find_spec("cleanlab") is None, reason="pip install cleanlab"
@@ -375,3 +376,39 @@ def test_a_second_round_can_only_add_flags_and_reports_what_it_changed(toy, tiny
     changed = sum(a != b for a, b in zip(relabelled.defence.rows, result.defence.rows, strict=True))
     assert measured["second_round_changed"] == changed and "unsure_dropped" not in measured
     assert measured["removed_rows"] == 0  # relabel: nothing is dropped
+
+
+# The trigger-feature lever (`feature_z`; its arithmetic: tests/test_trigger_features.py).
+
+
+@needs_cleanlab
+def test_feature_z_0_changes_nothing(toy, tiny_bert):
+    off = run(experiment(toy, tiny_bert), progress=False)
+    zero = run(experiment(toy, tiny_bert, feature_z=0.0), progress=False)
+    assert zero.defence.rows == off.defence.rows and zero.defence.details == off.defence.details
+    assert "feature_dropped" not in zero.metrics() and "trigger_features" not in zero.defence.details
+    assert {k: v for k, v in zero.metrics().items() if k != "seconds"} == {
+        k: v for k, v in off.metrics().items() if k != "seconds"
+    }
+
+
+@needs_cleanlab
+def test_a_safe_run_with_feature_z_drops_rows_names_its_features_and_writes_them(toy, tiny_bert, tmp_path):
+    result = run(experiment(toy, tiny_bert, feature_z=1.0), progress=False)
+    measured, details = result.metrics(), result.defence.details
+    assert "feature_dropped" in measured
+    assert details["trigger_features"] and set(details["trigger_features"][0]) == {
+        "feature",
+        "label",
+        "z",
+        "rows",
+        "flagged",
+    }
+    zs = [f["z"] for f in details["trigger_features"]]
+    assert zs == sorted(zs, reverse=True) and min(zs) >= 1.0
+    dropped = [d for d in result.defence.rows if d.action == "dropped"]
+    assert len(dropped) == measured["feature_dropped"] == measured["removed_rows"]  # relabel drops no other
+    write_run(result, tmp_path / "run")
+    with open(tmp_path / "run" / "trigger_features.csv", newline="") as file:
+        written = list(csv.DictReader(file))
+    assert [row["feature"] for row in written] == [f["feature"] for f in details["trigger_features"]]

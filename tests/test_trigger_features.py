@@ -1,22 +1,20 @@
 """`safe`'s trigger-feature lever (`feature_z`, issue 27, item 6): a word or word pair whose rows of a
 label were flagged far more often than that label's rows overall marks the trigger, and the unflagged
-rows of that label carrying it are dropped. Synthetic verdicts for the arithmetic; one tiny `safe` run."""
+rows of that label carrying it are dropped. Synthetic verdicts for the arithmetic; its end-to-end runs are in
+tests/test_safe.py."""
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 
-from conftest import separable_rows, write_split
-from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, resolve, run
+from modfit import resolve
 from modfit.baselines.trigger_features import drop_trigger_rows, enrichment, spurious_rows, text_features
 from modfit.errors import ModfitError
 from modfit.grid.cells import Cell, Coordinates
-from modfit.output import write_run
 from modfit.result import RowDecision
 
 needs_cleanlab = pytest.mark.skipif(
@@ -160,61 +158,6 @@ def test_a_default_safe_cell_keeps_its_hash_and_feature_z_0_written_out_is_the_s
     assert cell({}).hash == "e23986b6841508ad278991a2e67106bbe0364504ac151cedf28750102ad15cd4"
     assert cell({"feature_z": 0.0}).hash == cell({}).hash
     assert cell({"feature_z": 8.0}).hash != cell({}).hash
-
-
-# One tiny `safe` run (tests/test_safe.py's toy: a planted BadNet "cf" at 20 %).
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("feature-toy")
-    for split, count, seed in (("train", 80, 0), ("dev", 48, 1), ("test", 32, 2)):
-        write_split(folder / f"{split}.csv", separable_rows(count, seed))
-    return folder
-
-
-def experiment(dataset, model_dir, **options) -> Experiment:
-    return Experiment(
-        dataset=str(dataset),
-        attack=AttackConfig(name="badnet", rate=0.2, options={"triggers": "cf"}),
-        defence="safe",
-        defence_options={"scanner_lr": 1e-2, "scanner_epochs": 8, "scanner_batch_size": 8, **options},
-        model=ModelConfig(name=str(model_dir), pooling="mean", max_length=32),
-        train=TrainConfig(epochs=2, lr=1e-2, batch_size=8, eval_every=1000),
-    )
-
-
-@needs_cleanlab
-def test_feature_z_0_changes_nothing(toy, tiny_bert):
-    off = run(experiment(toy, tiny_bert), progress=False)
-    zero = run(experiment(toy, tiny_bert, feature_z=0.0), progress=False)
-    assert zero.defence.rows == off.defence.rows and zero.defence.details == off.defence.details
-    assert "feature_dropped" not in zero.metrics() and "trigger_features" not in zero.defence.details
-    assert {k: v for k, v in zero.metrics().items() if k != "seconds"} == {
-        k: v for k, v in off.metrics().items() if k != "seconds"
-    }
-
-
-@needs_cleanlab
-def test_a_safe_run_with_feature_z_drops_rows_names_its_features_and_writes_them(toy, tiny_bert, tmp_path):
-    result = run(experiment(toy, tiny_bert, feature_z=1.0), progress=False)
-    measured, details = result.metrics(), result.defence.details
-    assert "feature_dropped" in measured
-    assert details["trigger_features"] and set(details["trigger_features"][0]) == {
-        "feature",
-        "label",
-        "z",
-        "rows",
-        "flagged",
-    }
-    zs = [f["z"] for f in details["trigger_features"]]
-    assert zs == sorted(zs, reverse=True) and min(zs) >= 1.0
-    dropped = [d for d in result.defence.rows if d.action == "dropped"]
-    assert len(dropped) == measured["feature_dropped"] == measured["removed_rows"]  # relabel drops no other
-    write_run(result, tmp_path / "run")
-    with open(tmp_path / "run" / "trigger_features.csv", newline="") as file:
-        written = list(csv.DictReader(file))
-    assert [row["feature"] for row in written] == [f["feature"] for f in details["trigger_features"]]
 
 
 # benchmarks/safe_heavy/feature_z_choice.py: its counting and its choice, on synthetic verdicts.
