@@ -104,9 +104,14 @@ def test_a_changed_option_default_makes_a_new_cell_and_the_earlier_value_keeps_i
     def cell(options: dict) -> Cell:
         return Cell(where, resolve({"defence": "safe", "defence_options": options}))
 
-    (defence, key), before = next(iter(OPTIONS_BEFORE.items()))
-    assert defence == "safe" and before != SafeOptions().scanner_lr
-    assert cell({}).hash == cell({key: SafeOptions().scanner_lr}).hash  # the present default, written in
-    assert cell({}).config()["experiment"]["defence_options"] == {key: SafeOptions().scanner_lr}
-    assert cell({key: before}).hash != cell({}).hash
-    assert "defence_options" not in cell({key: before}).config()["experiment"]  # as stored before
+    changed = {key: before for (defence, key), before in OPTIONS_BEFORE.items() if defence == "safe"}
+    present = {key: getattr(SafeOptions(), key) for key in changed}
+    assert set(changed) == {"scanner_lr", "feature_z"} and all(changed[k] != present[k] for k in changed)
+    assert cell({}).hash == cell(present).hash  # the present defaults, written in
+    assert cell({}).config()["experiment"]["defence_options"] == present
+    for key, before in changed.items():  # one option pinned to its earlier value leaves the hash
+        assert cell({key: before}).hash != cell({}).hash
+        assert cell({key: before}).config()["experiment"]["defence_options"] == {
+            k: v for k, v in present.items() if k != key
+        }
+    assert "defence_options" not in cell(changed).config()["experiment"]  # as stored before both

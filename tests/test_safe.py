@@ -255,16 +255,21 @@ def test_write_corrected_needs_a_defence_that_judges_rows(toy, tiny_bert, tmp_pa
 # Heavy poison (issue 27, item 6): `unsure_below`, `rounds=2`; off at their defaults.
 
 
-def test_an_earlier_safe_cell_keeps_its_hash_with_its_epochs_pinned():
-    """The heavy-poison options are off by default and stay out of the hash; a cell of `safe` as it ran
-    before its final dose became 0.75 epochs keeps its hash when its spec pins `epochs: 2` (value before
-    either change)."""
+def test_an_earlier_safe_cell_keeps_its_hash_with_its_epochs_and_feature_z_pinned():
+    """The heavy-poison options left unset stay out of the hash; a cell of `safe` as it ran before its
+    final dose became 0.75 epochs and `feature_z` 6 keeps its hash when its spec pins `epochs: 2` and
+    `feature_z: 0` (value before the changes); the present defaults make a new cell."""
     from modfit.grid.cells import Cell, Coordinates
 
-    chosen = resolve({"dataset": "hsol", "defence": "safe", "train_size": 3000, "seed": 0, "train": {"epochs": 2},
-                      "attack": {"name": "syntactic", "rate": 0.2, "target": 0}})  # fmt: skip
+    settings = {"dataset": "hsol", "defence": "safe", "train_size": 3000, "seed": 0, "train": {"epochs": 2},
+                "attack": {"name": "syntactic", "rate": 0.2, "target": 0}}  # fmt: skip
     where = Coordinates("-", "-", "-", 0.0, "dirty", 0)
-    assert Cell(where, chosen).hash == "e23986b6841508ad278991a2e67106bbe0364504ac151cedf28750102ad15cd4"
+
+    def cell(options: dict) -> Cell:
+        return Cell(where, resolve({**settings, "defence_options": options}))
+
+    assert cell({"feature_z": 0}).hash == "e23986b6841508ad278991a2e67106bbe0364504ac151cedf28750102ad15cd4"
+    assert cell({}).hash == cell({"feature_z": 6.0}).hash != cell({"feature_z": 0}).hash
 
 
 def test_safe_trains_its_final_model_at_the_fewer_epochs_dose_unless_the_user_sets_epochs():
@@ -358,7 +363,9 @@ def test_round_two_never_scores_a_row_with_a_scanner_that_trained_on_it(monkeypa
 
 @needs_cleanlab
 def test_unsure_rows_are_removed_from_a_relabelling_run(toy, tiny_bert):
-    result = run(experiment(toy, tiny_bert, unsure_below=0.9), progress=False)
+    result = run(
+        experiment(toy, tiny_bert, unsure_below=0.9, feature_z=0.0), progress=False
+    )  # its drops only
     measured = result.metrics()
     unsure = [i for i, d in enumerate(result.defence.rows) if d.action == "dropped"]
     assert measured["unsure_dropped"] == measured["removed_rows"] == len(unsure) > 0
@@ -382,14 +389,15 @@ def test_a_second_round_can_only_add_flags_and_reports_what_it_changed(toy, tiny
 
 
 @needs_cleanlab
-def test_feature_z_0_changes_nothing(toy, tiny_bert):
-    off = run(experiment(toy, tiny_bert), progress=False)
-    zero = run(experiment(toy, tiny_bert, feature_z=0.0), progress=False)
-    assert zero.defence.rows == off.defence.rows and zero.defence.details == off.defence.details
-    assert "feature_dropped" not in zero.metrics() and "trigger_features" not in zero.defence.details
-    assert {k: v for k, v in zero.metrics().items() if k != "seconds"} == {
-        k: v for k, v in off.metrics().items() if k != "seconds"
-    }
+def test_the_lever_is_on_by_default_and_only_adds_drops_to_the_verdict(toy, tiny_bert, relabelled):
+    """`relabelled` runs safe's defaults (feature_z 6); at 0 the lever is off and every row it did not
+    drop has the same decision."""
+    off = run(experiment(toy, tiny_bert, feature_z=0.0), progress=False)
+    assert "feature_dropped" not in off.metrics() and "trigger_features" not in off.defence.details
+    on = relabelled.defence
+    dropped = {i for i, (a, b) in enumerate(zip(off.defence.rows, on.rows, strict=True)) if a != b}
+    assert len(dropped) == relabelled.metrics()["feature_dropped"] and "trigger_features" in on.details
+    assert all(on.rows[i].action == "dropped" and not off.defence.rows[i].flagged for i in dropped)
 
 
 @needs_cleanlab

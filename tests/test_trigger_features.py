@@ -14,7 +14,6 @@ import pytest
 from modfit import resolve
 from modfit.baselines.trigger_features import drop_trigger_rows, enrichment, spurious_rows, text_features
 from modfit.errors import ModfitError
-from modfit.grid.cells import Cell, Coordinates
 from modfit.result import RowDecision
 
 needs_cleanlab = pytest.mark.skipif(
@@ -144,20 +143,6 @@ def test_feature_z_is_validated_in_one_line(value):
     with pytest.raises(ModfitError, match=rf"safe feature_z {value}: use a z threshold of at least 0, e\.g\. 8 \(0: off\)") as error:  # fmt: skip
         resolve({"defence": "safe", "defence_options": {"feature_z": value}})
     assert "\n" not in str(error.value)
-
-
-def test_a_default_safe_cell_keeps_its_hash_and_feature_z_0_written_out_is_the_same_cell():
-    """As tests/test_safe.py's earlier cell: `feature_z` unset or at 0 stays out of the hash."""
-    settings = {"dataset": "hsol", "defence": "safe", "train_size": 3000, "seed": 0, "train": {"epochs": 2},
-                "attack": {"name": "syntactic", "rate": 0.2, "target": 0}}  # fmt: skip
-    where = Coordinates("-", "-", "-", 0.0, "dirty", 0)
-
-    def cell(options: dict) -> Cell:
-        return Cell(where, resolve({**settings, "defence_options": options}))
-
-    assert cell({}).hash == "e23986b6841508ad278991a2e67106bbe0364504ac151cedf28750102ad15cd4"
-    assert cell({"feature_z": 0.0}).hash == cell({}).hash
-    assert cell({"feature_z": 8.0}).hash != cell({}).hash
 
 
 # benchmarks/safe_heavy/feature_z_choice.py: its counting and its choice, on synthetic verdicts.

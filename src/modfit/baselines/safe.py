@@ -7,7 +7,9 @@ to cleanlab's confident learning (`find_label_issues`, per-class thresholds), wh
 label the scanner confidently disputes. `relabel` (the default) gives each flagged row the scanner's label: a
 caught poisoned row keeps its trigger but now carries its true label, so the trigger co-occurs with
 the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
-removes the flagged rows instead. The final model trains on the result with the user's settings at
+removes the flagged rows instead. Then the rows the scanner believes but that carry the surface form of
+the rows it caught — a word or word pair of a label far more often flagged than that label's other
+rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model trains on the result with the user's settings at
 a moderate dose: on text, unless the user sets `train.epochs`, the `fewer-epochs` share of the model's
 baseline epochs (0.75 of the packaged MiniLM's 2), chosen on one frozen cell by a rule written before its
 runs (benchmarks/safe_heavy/); images keep their undefended settings.
@@ -65,7 +67,9 @@ class SafeOptions:
     rounds: int = 1  # 2: a second verdict by scanners refitted on trusted + least suspicious rows
     refit_share: float = 0.5  # the share of the corrected set, least suspicious first, added in round 2
     refit_epochs: float = 1.0  # round 2's scanners: short, so a trigger among their rows stays unlearned
-    feature_z: float = 0.0  # > 0: drop unflagged rows carrying a word (pair) this enriched among the flagged
+    # drop unflagged rows carrying a word (pair) this enriched among the flagged (0: off; images: off). 6 was
+    # chosen on clean data and made the default on one frozen cell (benchmarks/safe_heavy/, second rule).
+    feature_z: float = 6.0
     # The scanner (issue 27): which one (auto: by the number of trusted rows, scanners.base.AUTO), and
     # the no-trust self-scanner's dose: folds, epochs and lr of its cross-fitted fold models.
     scanner: str = "auto"
@@ -295,12 +299,12 @@ def second_round(
     return tuple(updated)
 
 
-@procedure("safe", SafeOptions, image={}, text=fewer_epochs_dose)
+@procedure("safe", SafeOptions, image={"defence_options": {"feature_z": 0.0}}, text=fewer_epochs_dose)
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
     require(
         options.feature_z == 0 or context.data.splits.kind == "text",
-        "safe feature_z reads the words of text rows, and an image's row is its path: leave feature_z at 0",
+        "safe feature_z reads the words of text rows, and an image's row is its path: set feature_z=0 on images",
     )
     trusted = trusted_rows(context, options)
     scanned = scan(context, options, trusted)
