@@ -105,6 +105,8 @@ def test_training_on_your_own_data_as_written(own_run):
     assert len(rows) == 80 and len(flagged) == metrics["flagged_rows"] > 0
     assert flagged & set(wrong)  # the scanner disputes labels written wrong in the user's file
     assert len(read_csv(out / "corrected.csv")) == 80 - metrics["removed_rows"]
+    features = (out / "trigger_features.csv").read_text(encoding="utf-8").splitlines()
+    assert features[0] == "feature,label,z,rows,flagged" and "feature_dropped" in metrics
 
 
 @needs_cleanlab
