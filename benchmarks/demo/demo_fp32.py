@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    modfit.precision.cpu_has_bf16 = lambda: False  # as on a CPU without AVX-512 BF16 or AMX
+    modfit.precision.cpu_has_bf16 = lambda: False  # as on a CPU without AMX
     started = time.perf_counter()
     table = run_demo(args.out, progress=False)
     seconds = time.perf_counter() - started

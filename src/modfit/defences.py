@@ -74,7 +74,7 @@ def _preset(name: str, text: TextSettings, image: dict[str, Any] | None = None) 
 # (EfficientNet-Lite0, CIFAR-10) has its own, measured in benchmarks/vision_settings/results.md.
 # IMAGE_DEFAULTS are the undefended image settings, under everything the user or a study sets. The
 # adapter and prefix methods place modules in a transformer encoder, and the baselines read text, so
-# they are text-only, except `safe`, whose scanner is the victim itself (`procedure(..., image={})`).
+# they are text-only, except `safe`, whose scanner is the victim itself (its `procedure(..., image=...)`).
 IMAGE_DEFAULTS: dict[str, Any] = {"model": {"image_size": 64}, "train": {"lr": 1e-3, "epochs": 3}}
 
 

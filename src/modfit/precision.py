@@ -26,7 +26,7 @@ def cpu_has_bf16() -> bool:
         flags = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
         return False
-    return any(flag in flags.split() for flag in ("amx_bf16",))
+    return "amx_bf16" in flags.split()
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
