@@ -9,8 +9,8 @@ caught poisoned row keeps its trigger but now carries its true label, so the tri
 the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
 removes the flagged rows instead. Then the rows the scanner believes but that carry the surface form of
 the rows it caught — a word or word pair of a label far more often flagged than that label's other
-rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model trains on the result with the user's settings at
-a moderate dose: on text, unless the user sets `train.epochs`, the `fewer-epochs` share of the model's
+rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model
+trains on the result with the user's settings at a moderate dose: on text, unless the user sets `train.epochs`, the `fewer-epochs` share of the model's
 baseline epochs (0.75 of the packaged MiniLM's 2), chosen on one frozen cell by a rule written before its
 runs (benchmarks/safe_heavy/); images keep their undefended settings.
 
@@ -319,11 +319,12 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         first = decisions
         decisions = second_round(context, options, rows, trusted, decisions)
         heavy["second_round_changed"] = sum(a != b for a, b in zip(first, decisions, strict=True))
-    found = ()
+    named: dict[str, list] = {}
     if options.feature_z > 0:  # learns from the rows flagged so far (unsure and round-2 flags included)
         lever = drop_trigger_rows(decisions, options.feature_z)
-        decisions, found = lever.decisions, lever.features
+        decisions = lever.decisions
         heavy["feature_dropped"] = len(lever.dropped)
+        named["trigger_features"] = [dataclasses.asdict(f) for f in lever.features[:TOP_FEATURES]]
     kept = corrected_rows(rows, decisions)
     final = context.train(kept)
     flags = [d.flagged for d in decisions]
@@ -340,7 +341,10 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         "trusted_rows": len(trusted),
         **heavy,
     }
-    details = {"flagged": flagged, "action": options.action, "scanner": scanner_name(options, trusted)}
-    if options.feature_z > 0:
-        details["trigger_features"] = [dataclasses.asdict(f) for f in found[:TOP_FEATURES]]
+    details = {
+        "flagged": flagged,
+        "action": options.action,
+        "scanner": scanner_name(options, trusted),
+        **named,
+    }
     return dataclasses.replace(final, defence=Outcome(metrics, removed, details, decisions))
