@@ -107,9 +107,12 @@ def test_a_changed_option_default_makes_a_new_cell_and_the_earlier_value_keeps_i
     def cell(options: dict) -> Cell:
         return Cell(where, resolve({"defence": "safe", "defence_options": options}))
 
-    changed = {key: before for (defence, key), before in OPTIONS_BEFORE.items() if defence == "safe"}
+    listed = {key: before for (defence, key), before in OPTIONS_BEFORE.items() if defence == "safe"}
+    added = {key: before for key, before in listed.items() if before == getattr(SafeOptions(), key)}
+    changed = {key: before for key, before in listed.items() if key not in added}
     present = {key: getattr(SafeOptions(), key) for key in changed}
-    assert set(changed) == {"scanner_lr", "feature_z"} and all(changed[k] != present[k] for k in changed)
+    assert set(changed) == {"scanner_lr", "feature_z"} and set(added) == {"feature_select"}
+    assert cell(added).hash == cell({}).hash  # an option added at its earlier value, written out
     assert cell({}).hash == cell(present).hash  # the present defaults, written in
     assert cell({}).config()["experiment"]["defence_options"] == present
     for key, before in changed.items():  # one option pinned to its earlier value leaves the hash

@@ -133,6 +133,46 @@ def test_three_labels_each_with_its_own_base_rate():
     assert lever.dropped == tuple(range(start + 12, start + 18))
 
 
+@pytest.fixture
+def sentence() -> list[RowDecision]:
+    """An AddSent-like trigger of common and rare words in label 1: 40 rows carry "cf this", 30 of them
+    flagged; 100 honest rows carry "this" alone, 10 flagged; 160 carry neither, 16 flagged; a second
+    trigger, "mn", in 20 rows, 15 flagged. Label 1's flagged share is 71/320, and "this" (40 of 140: z 1.8)
+    is enriched only through the trigger's rows."""
+    trigger = [(f"cf this {unique(i)}", i < 30) for i in range(40)]
+    this = [(f"this {unique(100 + i)}", i < 10) for i in range(100)]
+    other = [(unique(300 + i), i < 16) for i in range(160)]
+    second = [(f"mn {unique(500 + i)}", i < 15) for i in range(20)]
+    return rows(trigger + this + other + second, 1)
+
+
+def test_all_at_once_takes_the_common_word_the_trigger_sentence_carries(sentence):
+    lever = drop_trigger_rows(sentence, 1.5)
+    assert ("this", 1) in {(f.feature, f.label) for f in lever.features}
+    assert set(range(110, 140)) <= set(lever.dropped)  # the 90 unflagged honest "this" rows go too
+
+
+def test_greedy_takes_the_triggers_one_at_a_time_and_leaves_the_common_word(sentence):
+    """After "cf" (or its pair) takes the trigger's rows, "this" is flagged at label 1's base rate among
+    the rows left (10 of 100 against 26 of 260): z = 0. "mn" is still taken."""
+    lever = drop_trigger_rows(sentence, 1.5, select="greedy")
+    taken = [f.feature for f in lever.features]
+    assert taken[0] in {"cf", "cf this"} and "mn" in taken and "this" not in taken
+    assert lever.dropped == (*range(30, 40), *range(315, 320))  # the unflagged rows of both triggers
+
+
+def test_greedy_is_the_all_at_once_lever_when_one_feature_explains_the_flags(planted):
+    assert drop_trigger_rows(planted, 5.0, select="greedy") == drop_trigger_rows(planted, 5.0)
+
+
+def test_the_selection_is_validated_in_one_line():
+    with pytest.raises(ModfitError, match="trigger features select 'some': use all or greedy"):
+        drop_trigger_rows([], 6.0, select="some")
+    with pytest.raises(ModfitError, match="safe feature_select 'first': use all or greedy") as error:
+        resolve({"defence": "safe", "defence_options": {"feature_select": "first"}})
+    assert "\n" not in str(error.value)
+
+
 def test_the_lever_needs_a_positive_threshold():
     with pytest.raises(ModfitError, match="trigger features z 0: use a positive threshold"):
         drop_trigger_rows([], 0)

@@ -19,6 +19,10 @@ OUT/feature_z_choice.json beside the table and the choice, so a rerun resumes wi
 Cost: two scanner fits on dev and two scoring passes over 3,000 rows (a few minutes on 2 CPU cores).
 
     OMP_NUM_THREADS=2 python benchmarks/safe_heavy/feature_z_choice.py --out runs/feature_z
+
+The third rule's clean-data bound counts the greedy lever's drops on the same stored verdicts (seconds):
+
+    python benchmarks/safe_heavy/feature_z_choice.py --out runs/feature_z --select greedy
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 from modfit import resolve
 from modfit.baselines.base import Context
 from modfit.baselines.safe import SafeOptions, label_verdict, row_decisions, scan, trusted_rows
-from modfit.baselines.trigger_features import spurious_rows, text_features
+from modfit.baselines.trigger_features import SELECTIONS, spurious_rows, text_features
 from modfit.encoding import encode
 from modfit.experiment import prepare_data
 
@@ -68,10 +72,14 @@ def first_verdict(dataset: str, model: str | None = None, rows: int = ROWS) -> d
     }
 
 
-def dropped_counts(verdict: dict[str, Any], zs: tuple[float, ...] = ZS) -> dict[float, int]:
-    """For each Z, the rows the lever would drop beyond the first verdict."""
+def dropped_counts(
+    verdict: dict[str, Any], zs: tuple[float, ...] = ZS, select: str = "all"
+) -> dict[float, int]:
+    """For each Z, the rows the lever (its features all at once, or one at a time: `select`) would drop
+    beyond the first verdict."""
     features = [frozenset(f) for f in verdict["features"]]
-    return {z: len(spurious_rows(features, verdict["labels"], verdict["flagged"], z)[0]) for z in zs}
+    labels, flagged = verdict["labels"], verdict["flagged"]
+    return {z: len(spurious_rows(features, labels, flagged, z, select=select)[0]) for z in zs}
 
 
 def choose(
@@ -102,6 +110,13 @@ def table(dropped: dict[str, dict[float, int]], rows: dict[str, int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        default="all",
+        help="the lever's features all at once (the second rule) or one at a time (the third rule's "
+        "clean-data bound; it reads the verdicts a run with `all` stored and writes feature_z_choice_greedy.json)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "feature_z_choice.json"
@@ -118,7 +133,7 @@ def main() -> None:
             f"(scanner test accuracy {verdict['scanner_cacc']:.3f}, {verdict['seconds']:.0f} s)",
             flush=True,
         )
-    dropped = {d: dropped_counts(verdicts[d]) for d in DATASETS}
+    dropped = {d: dropped_counts(verdicts[d], select=args.select) for d in DATASETS}
     rows = {d: len(verdicts[d]["labels"]) for d in DATASETS}
     chosen = choose(dropped, rows)
     print("\n" + table(dropped, rows) + "\n")
@@ -132,9 +147,13 @@ def main() -> None:
         "rows": rows,
         "max_share": MAX_SHARE,
         "chosen": chosen,
-        "verdicts": verdicts,
     }
-    store.write_text(json.dumps(result))
+    if args.select == "all":
+        store.write_text(json.dumps({**result, "verdicts": verdicts}))
+    else:
+        (args.out / f"feature_z_choice_{args.select}.json").write_text(
+            json.dumps({**result, "select": args.select}, indent=1)
+        )
 
 
 if __name__ == "__main__":

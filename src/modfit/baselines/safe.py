@@ -39,7 +39,7 @@ import torch
 from modfit.baselines.base import Context, procedure
 from modfit.baselines.scanners import SCANNERS, Scan, ScannerSettings, auto_scanner
 from modfit.baselines.scanners.finetune import class_probabilities, fine_tune
-from modfit.baselines.trigger_features import drop_trigger_rows
+from modfit.baselines.trigger_features import SELECTIONS, drop_trigger_rows
 from modfit.config import TrainConfig
 from modfit.data import Example, read_examples, stratified_sample
 from modfit.defences import fewer_epochs_dose
@@ -70,6 +70,7 @@ class SafeOptions:
     # drop unflagged rows carrying a word (pair) this enriched among the flagged (0: off; images: off). 6 was
     # chosen on clean data and made the default on one frozen cell (benchmarks/safe_heavy/, second rule).
     feature_z: float = 6.0
+    feature_select: str = "all"  # or "greedy": the features one at a time (safe_heavy, third rule)
     # The scanner (issue 27): which one (auto: by the number of trusted rows, scanners.base.AUTO), and
     # the no-trust self-scanner's dose: folds, epochs and lr of its cross-fitted fold models.
     scanner: str = "auto"
@@ -113,6 +114,10 @@ class SafeOptions:
         require(
             self.feature_z >= 0,
             f"safe feature_z {self.feature_z}: use a z threshold of at least 0, e.g. 8 (0: off)",
+        )
+        require(
+            self.feature_select in SELECTIONS,
+            f"safe feature_select {self.feature_select!r}: use {' or '.join(SELECTIONS)}",
         )
 
     def validate_scanner(self) -> None:
@@ -321,7 +326,7 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
         heavy["second_round_changed"] = sum(a != b for a, b in zip(first, decisions, strict=True))
     named: dict[str, list] = {}
     if options.feature_z > 0:  # learns from the rows flagged so far (unsure and round-2 flags included)
-        lever = drop_trigger_rows(decisions, options.feature_z)
+        lever = drop_trigger_rows(decisions, options.feature_z, select=options.feature_select)
         decisions = lever.decisions
         heavy["feature_dropped"] = len(lever.dropped)
         named["trigger_features"] = [dataclasses.asdict(f) for f in lever.features[:TOP_FEATURES]]

@@ -12,7 +12,16 @@ them flagged, and p0 the flagged share of all rows of label y, the one-sample z 
 
 A (feature, label) with z ≥ Z is *spurious*: it marks the poison of that label. Every row not yet
 flagged that carries a spurious feature of its own given label is dropped and marked flagged: the scanner
-believes its label, so relabelling would guess. Works for any number of labels; it reads texts, given
+believes its label, so relabelling would guess.
+
+`select="greedy"` takes the spurious features one at a time (benchmarks/safe_heavy/, third rule): the
+feature of highest z is taken, the rows of its label that carry it leave the count, and the z-scores are
+computed again on the rows left, until none reaches Z. A common word that the trigger sentence carries
+("this" in "i watched this 3d movie") is then no longer enriched once the trigger's rarer words have taken
+the poisoned rows, while a paraphrase's several templates are still taken one after another. A greedy
+feature's z is its z when it was taken. `select="all"` takes every feature at z ≥ Z at once.
+
+Works for any number of labels; it reads texts, given
 labels and flags only, never the hidden `poisoned` marks. Pure functions, written by hand (a count and
 a z-score: no library needed).
 """
@@ -30,6 +39,7 @@ from modfit.errors import require
 from modfit.result import RowDecision
 
 MIN_COUNT = 5  # rows of a label that must carry a feature before its flagged share means anything
+SELECTIONS = ("all", "greedy")
 
 
 def text_features(text: str) -> frozenset[str]:
@@ -93,11 +103,16 @@ def spurious_rows(
     flagged: Sequence[bool],
     z_min: float,
     min_count: int = MIN_COUNT,
+    select: str = "all",
 ) -> tuple[tuple[int, ...], tuple[FeatureEnrichment, ...]]:
     """The unflagged rows that carry a spurious feature (z ≥ `z_min`) of their own label, and those
-    features, highest z first."""
+    features: all at once, highest z first, or one at a time (`select`, the module's docstring)."""
     require(z_min > 0, f"trigger features z {z_min}: use a positive threshold, e.g. 8")
-    spurious = tuple(f for f in enrichment(features, labels, flagged, min_count) if f.z >= z_min)
+    require(select in SELECTIONS, f"trigger features select {select!r}: use {' or '.join(SELECTIONS)}")
+    if select == "all":
+        spurious = tuple(f for f in enrichment(features, labels, flagged, min_count) if f.z >= z_min)
+    else:
+        spurious = _one_at_a_time(features, labels, flagged, z_min, min_count)
     marked = {(f.feature, f.label) for f in spurious}
     rows = tuple(
         i
@@ -107,8 +122,30 @@ def spurious_rows(
     return rows, spurious
 
 
+def _one_at_a_time(
+    features: Sequence[frozenset[str]],
+    labels: Sequence[int],
+    flagged: Sequence[bool],
+    z_min: float,
+    min_count: int,
+) -> tuple[FeatureEnrichment, ...]:
+    """The greedy selection: take the top feature, let the rows of its label carrying it leave, rescore."""
+    left = list(range(len(labels)))
+    taken: list[FeatureEnrichment] = []
+    while left:
+        found = enrichment(
+            [features[i] for i in left], [labels[i] for i in left], [flagged[i] for i in left], min_count
+        )
+        if not found or found[0].z < z_min:
+            break
+        top = found[0]
+        taken.append(top)
+        left = [i for i in left if not (labels[i] == top.label and top.feature in features[i])]
+    return tuple(taken)
+
+
 def drop_trigger_rows(
-    decisions: Sequence[RowDecision], z_min: float, min_count: int = MIN_COUNT
+    decisions: Sequence[RowDecision], z_min: float, min_count: int = MIN_COUNT, select: str = "all"
 ) -> TriggerFeatures:
     """The lever on a verdict: features learnt from the rows `decisions` flag, and every unflagged row
     carrying a spurious feature of its given label dropped and marked flagged (as `safe.drop_unsure`
@@ -119,6 +156,7 @@ def drop_trigger_rows(
         [d.flagged for d in decisions],
         z_min,
         min_count,
+        select,
     )
     chosen = set(dropped)
     updated = tuple(

@@ -75,7 +75,11 @@ def _holder(config: dict[str, Any], parents: list[str]) -> dict[str, Any] | None
 # the new default is a new cell, and one pinned to the earlier value keeps its stored hash. An option
 # added later at a default that computes what came before it (off) is listed at that default: a spec
 # that writes it out (`feature_z: 0`) keeps the hash of one that leaves it out.
-OPTIONS_BEFORE: dict[tuple[str, str], Any] = {("safe", "scanner_lr"): 2e-5, ("safe", "feature_z"): 0.0}
+OPTIONS_BEFORE: dict[tuple[str, str], Any] = {
+    ("safe", "scanner_lr"): 2e-5,
+    ("safe", "feature_z"): 0.0,
+    ("safe", "feature_select"): "all",
+}
 
 
 def hashed_options(defence: str, options: dict[str, Any]) -> dict[str, Any]:
