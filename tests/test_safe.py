@@ -420,3 +420,18 @@ def test_a_safe_run_with_feature_z_drops_rows_names_its_features_and_writes_them
     with open(tmp_path / "run" / "trigger_features.csv", newline="") as file:
         written = list(csv.DictReader(file))
     assert [row["feature"] for row in written] == [f["feature"] for f in details["trigger_features"]]
+
+
+@needs_cleanlab
+def test_a_greedy_lever_drops_only_rows_carrying_a_feature_it_took(toy, tiny_bert):
+    """`feature_select=greedy` end to end: every feature it names was at z ≥ Z when taken, and every
+    row it dropped carries one of them with its own given label."""
+    from modfit.baselines.trigger_features import text_features
+
+    result = run(experiment(toy, tiny_bert, feature_z=1.0, feature_select="greedy"), progress=False)
+    taken = result.defence.details["trigger_features"]
+    assert taken and min(f["z"] for f in taken) >= 1.0
+    names = {(f["feature"], f["label"]) for f in taken}
+    dropped = [d for d in result.defence.rows if d.action == "dropped"]
+    assert dropped and len(dropped) == result.metrics()["feature_dropped"] and len(taken) < 20  # all named
+    assert all(any((f, d.label) in names for f in text_features(d.text)) for d in dropped)
