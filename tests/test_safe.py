@@ -272,18 +272,11 @@ def test_an_earlier_safe_cell_keeps_its_hash_with_its_epochs_and_feature_z_pinne
     assert cell({}).hash == cell({"feature_z": 6.0}).hash != cell({"feature_z": 0}).hash
 
 
-def test_safe_trains_its_final_model_at_the_fewer_epochs_dose_unless_the_user_sets_epochs():
-    """benchmarks/safe_heavy/'s rule chose the `fewer-epochs` dose for safe's final training; the user's
-    epochs win, another text model gets the same share of its own baseline, images keep theirs."""
-    assert (
-        resolve({"defence": "safe"}).train.epochs == resolve({"defence": "fewer-epochs"}).train.epochs == 0.75
-    )
-    assert resolve({"defence": "safe", "train": {"epochs": 3}}).train.epochs == 3
-    other = {"model": {"name": "bert-base-uncased"}}
-    assert (
-        resolve({**other, "defence": "safe"}).train.epochs
-        == resolve({**other, "defence": "fewer-epochs"}).train.epochs
-    )
+def test_safe_trains_its_final_model_at_the_baseline_schedule_unless_the_user_sets_epochs():
+    """benchmarks/safe_heavy/'s fourth rule took the moderate dose back (it cost clean accuracy on
+    SST-2): the final model trains as the undefended one does, or at the user's epochs."""
+    assert resolve({"defence": "safe"}).train == resolve({"defence": "none"}).train
+    assert resolve({"defence": "safe", "train": {"epochs": 0.75}}).train.epochs == 0.75
     assert (
         resolve({"dataset": "cifar10", "defence": "safe"}).train.epochs
         == resolve({"dataset": "cifar10"}).train.epochs

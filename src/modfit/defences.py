@@ -80,7 +80,7 @@ IMAGE_DEFAULTS: dict[str, Any] = {"model": {"image_size": 64}, "train": {"lr": 1
 
 def fewer_epochs_dose(base: Schedule) -> dict[str, Any]:
     """`fewer-epochs` on a text model: PLATEAU_SHARE of its baseline's epochs, to 0.05 (0.75 of the
-    packaged MiniLM's 2). `safe`'s final training takes this dose too (benchmarks/safe_heavy/)."""
+    packaged MiniLM's 2)."""
     return {"train": {"epochs": round(round(PLATEAU_SHARE * base.epochs / 0.05) * 0.05, 2)}}
 
 

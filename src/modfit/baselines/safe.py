@@ -10,9 +10,8 @@ the non-target label and the poison left behind is outvoted, while no clean row 
 removes the flagged rows instead. Then the rows the scanner believes but that carry the surface form of
 the rows it caught — a word or word pair of a label far more often flagged than that label's other
 rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model
-trains on the result with the user's settings at a moderate dose: on text, unless the user sets `train.epochs`, the `fewer-epochs` share of the model's
-baseline epochs (0.75 of the packaged MiniLM's 2), chosen on one frozen cell by a rule written before its
-runs (benchmarks/safe_heavy/); images keep their undefended settings.
+trains on the result with the user's settings (the baseline's epochs: a moderate dose cost clean accuracy
+on SST-2, benchmarks/safe_heavy/, fourth rule).
 
 The trusted rows are the whole clean dev split by default; `trusted=N` takes a seeded,
 label-stratified sample of N of them (a practitioner can check a hundred rows by hand, rarely a whole
@@ -42,7 +41,6 @@ from modfit.baselines.scanners.finetune import class_probabilities, fine_tune
 from modfit.baselines.trigger_features import SELECTIONS, drop_trigger_rows
 from modfit.config import TrainConfig
 from modfit.data import Example, read_examples, stratified_sample
-from modfit.defences import fewer_epochs_dose
 from modfit.errors import ModfitError, require
 from modfit.metrics import detection_scores
 from modfit.result import Outcome, RowDecision, RunResult
@@ -304,7 +302,7 @@ def second_round(
     return tuple(updated)
 
 
-@procedure("safe", SafeOptions, image={"defence_options": {"feature_z": 0.0}}, text=fewer_epochs_dose)
+@procedure("safe", SafeOptions, image={"defence_options": {"feature_z": 0.0}})
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
     require(
