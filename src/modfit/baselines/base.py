@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from modfit.config import Experiment
 from modfit.data import Example
-from modfit.defences import DEFENCES, TextSettings, base_defence
+from modfit.defences import DEFENCES, base_defence
 from modfit.encoding import Encoder
 from modfit.prepare import PoisonedData, prepare_data
 from modfit.result import RunResult
@@ -56,13 +56,12 @@ class Context:
 
 
 def procedure(
-    name: str, options: type[Options], image: dict[str, Any] | None = None, text: TextSettings | None = None
+    name: str, options: type[Options], image: dict[str, Any] | None = None
 ) -> Callable[[Callable], Callable]:
     """Register `function(context, options) -> RunResult` as the procedure of defence `name`, with its
     options record: the baseline's `Defence` (`modfit.defences`). Its training stages use the user's
-    settings under `text` (default: none changed), as a preset's are; text-only unless `image` gives
-    its settings for images (`{}`: none changed)."""
-    return DEFENCES.register(name, options, image=image, text=text or {})
+    settings; text-only unless `image` gives its settings for images (`{}`: none changed)."""
+    return DEFENCES.register(name, options, image=image)
 
 
 def parse_options(experiment: Experiment) -> Any:
