@@ -81,6 +81,7 @@ def committed_spec(name: str) -> Path:
 RESUMABLE = [
     "safe_clean_baseline.sqlite", "paper_table.sqlite", "authors_recipe.sqlite", "safe_budget.sqlite",
     "safe_heavy.sqlite", "safe_heavy_target1_hsol.sqlite", "safe_heavy_target1_sst2.sqlite",
+    "safe_dose.sqlite",
 ]  # fmt: skip
 
 
