@@ -4,6 +4,7 @@ combinations are one-line errors; four labels work as two do."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import random
 
@@ -118,6 +119,8 @@ def test_auto_keeps_todays_scanner_for_the_whole_split_and_self_for_none():
         ({"self_folds": 1}, "safe self_folds 1: use at least 2"),
         ({"self_epochs": 0}, "safe self_epochs 0.0: use a positive number"),
         ({"self_lr": 0}, "safe self_lr 0.0: use a positive learning rate"),
+        ({"self_mask": 0.5}, r"safe self_mask 0.5: use a label purity in \(0.5, 1\]"),
+        ({"self_mask": 1.5}, r"safe self_mask 1.5: use a label purity in \(0.5, 1\]"),
     ],
 )
 def test_bad_scanner_combinations_are_one_line_errors(options, message):
@@ -171,6 +174,42 @@ def test_the_self_scanner_trains_each_fold_model_without_the_rows_it_predicts(mo
     for fitted, held in zip(trained, predicted, strict=True):
         assert not {r.row for r in fitted} & {r.row for r in held}
         assert len(fitted) + len(held) == len(train_rows)
+
+
+def test_pure_features_are_the_frequent_words_and_pairs_of_nearly_one_label():
+    texts = [f"cf row {i}" for i in range(20)] + [f"good row {i}" for i in range(20)]
+    labels = [1] * 20 + [0] * 19 + [1]  # "good": 19 of 20 rows label 0
+    assert self_fit.pure_features(texts, labels, 1.0) == {"cf", "cf row"}
+    assert self_fit.pure_features(texts, labels, 0.95) == {"cf", "cf row", "good", "good row"}
+    assert self_fit.pure_features(texts[:19], labels[:19], 0.95) == set()  # 19 rows: too few to judge
+
+
+def test_masking_cuts_pure_words_and_both_words_of_a_pure_pair():
+    assert (
+        self_fit.masked("I watched this 3D movie today", frozenset({"3d", "watched this"})) == "I movie today"
+    )
+    assert self_fit.masked("nothing here", frozenset({"cf"})) == "nothing here"
+
+
+def test_the_masked_self_scanner_never_shows_a_pure_word_to_its_models(monkeypatch, toy, tiny_bert):
+    seen = []
+    fine_tune, class_probabilities = self_fit.fine_tune, self_fit.class_probabilities
+    monkeypatch.setattr(
+        self_fit, "fine_tune", lambda c, rows, *a: seen.extend(rows) or fine_tune(c, rows, *a)
+    )
+    monkeypatch.setattr(
+        self_fit,
+        "class_probabilities",
+        lambda c, t, rows, *a: seen.extend(rows) or class_probabilities(c, t, rows, *a),
+    )
+    heavier = AttackConfig(name="badnet", rate=0.3, target=1, options={"triggers": "cf"})
+    masked = dataclasses.replace(experiment(toy, tiny_bert, trusted=0, self_mask=0.95), attack=heavier)
+    result = run(masked, progress=False)
+    train_rows = prepare_data(masked).train
+    assert sum("cf" in e.text.split() for e in train_rows) == 24  # at least MASK_MIN_ROWS carry it
+    assert len(seen) == 2 * len(train_rows) and not any("cf" in e.text.split() for e in seen)
+    assert sorted(r.row for r in seen) == sorted(2 * [r.row for r in train_rows])
+    assert len(result.defence.rows) == len(train_rows)  # the verdict names the original rows
 
 
 @pytest.mark.parametrize("scanner", ["finetune", "probe", "self"])

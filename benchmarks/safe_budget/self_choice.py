@@ -12,10 +12,16 @@ The rule, fixed before the runs (README.md, "Rule written before the runs"):
   none is chosen: the defaults stay and a new candidate list is written down before any further run.
   The choice becomes SafeOptions' `self_folds`, `self_epochs`, `self_lr` defaults.
 
+`--masked` runs rule 3 instead (README.md): the same cell, score and choice, over MASKED below, the
+self-scanner with `self_mask` 0.95 (label-pure words cut from what its fold models see), in
+OUT/mask_choice.json; its `none` run is rule 2's (copied from OUT/self_choice.json when there: the same
+cell and code). The choice becomes the defaults of `self_mask`, `self_folds`, `self_epochs`, `self_lr`.
+
 A finished run in OUT/self_choice.json is reused (the sweep resumes). `--dataset`, `--model`,
 `--train-size` override the cell for a smoke test only; such a run judges nothing.
 
     python benchmarks/safe_budget/self_choice.py --out runs/safe_budget
+    python benchmarks/safe_budget/self_choice.py --out runs/safe_budget --masked
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ from modfit import resolve, run
 
 # (self_folds, self_epochs, self_lr): a light, the default, a shorter hotter, a longer and a 4-fold dose
 CANDIDATES = ((2, 1.0, 2e-5), (2, 1.0, 5e-5), (2, 0.5, 1e-4), (2, 3.0, 2e-5), (4, 1.0, 5e-5))
+# rule 3 (written 2026-12-07 before its runs): the mask fixed at purity 0.95 (on clean 3,000-row SST-2 it
+# cuts one pair's 22 rows); today's dose, the rule-2 dose whose fold models learnt the task, and between
+MASKED = ((2, 1.0, 5e-5), (2, 2.0, 5e-5), (2, 3.0, 2e-5))
+MASK = 0.95
 CACC_BOUND = -2.0
 TIE = 2.0
 
@@ -36,6 +46,7 @@ TIE = 2.0
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--masked", action="store_true", help="rule 3: the masked self-scanner")
     parser.add_argument("--dataset", default="sst2", help="smoke tests only")
     parser.add_argument("--model", default=None, help="smoke tests only")
     parser.add_argument("--train-size", type=int, default=3000, help="smoke tests only")
@@ -78,11 +89,16 @@ def measured(args: argparse.Namespace, defence: str, options: dict) -> dict:
 def main() -> None:
     args = arguments()
     args.out.mkdir(parents=True, exist_ok=True)
-    store = args.out / "self_choice.json"
+    rule2 = args.out / "self_choice.json"
+    store = args.out / "mask_choice.json" if args.masked else rule2
     results = json.loads(store.read_text()) if store.exists() else {}
+    if args.masked and "none" not in results and rule2.exists():
+        results["none"] = json.loads(rule2.read_text())["none"]
+    candidates = MASKED if args.masked else CANDIDATES
+    mask = {"self_mask": MASK} if args.masked else {}
     runs = [("none", "none", {})] + [
-        (name(*c), "safe", {"trusted": 0, "self_folds": c[0], "self_epochs": c[1], "self_lr": c[2]})
-        for c in CANDIDATES
+        (name(*c), "safe", {"trusted": 0, "self_folds": c[0], "self_epochs": c[1], "self_lr": c[2], **mask})
+        for c in candidates
     ]
     for key, defence, options in runs:
         if key not in results:
@@ -92,7 +108,7 @@ def main() -> None:
     base = results["none"]["cacc"]
     gap = {n: 100 * (r["asr"] - r["asr_floor"]) for n, r in results.items()}
     delta = {n: 100 * (r["cacc"] - base) for n, r in results.items()}
-    allowed = [c for c in CANDIDATES if delta[name(*c)] >= CACC_BOUND]
+    allowed = [c for c in candidates if delta[name(*c)] >= CACC_BOUND]
     best = min((gap[name(*c)] for c in allowed), default=None)
     tied = [c for c in allowed if best is not None and gap[name(*c)] <= best + TIE]
     chosen = min(tied, key=lambda c: cost(*c)) if tied else None
@@ -108,7 +124,10 @@ def main() -> None:
     if chosen is None:
         print("\nno candidate reaches ΔCACC ≥ −2: nothing chosen, the defaults stay")
     else:
-        print(f"\nchosen: self_folds {chosen[0]}, self_epochs {chosen[1]:g}, self_lr {chosen[2]:g}")
+        chosen_mask = f"self_mask {MASK:g}, " if args.masked else ""
+        print(
+            f"\nchosen: {chosen_mask}self_folds {chosen[0]}, self_epochs {chosen[1]:g}, self_lr {chosen[2]:g}"
+        )
 
 
 if __name__ == "__main__":

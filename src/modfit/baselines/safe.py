@@ -75,6 +75,7 @@ class SafeOptions:
     self_folds: int = 2
     self_epochs: float = 1.0
     self_lr: float = 5e-5
+    self_mask: float = 0.0  # cut label-pure words (this purity, 0: off) from what it sees (scanners.self_fit)
 
     def validate(self) -> None:
         require(
@@ -124,6 +125,10 @@ class SafeOptions:
         require(self.self_folds >= 2, f"safe self_folds {self.self_folds}: use at least 2 (cross-fitting)")
         require(self.self_epochs > 0, f"safe self_epochs {self.self_epochs}: use a positive number")
         require(self.self_lr > 0, f"safe self_lr {self.self_lr}: use a positive learning rate, e.g. 5e-5")
+        require(
+            self.self_mask == 0 or 0.5 < self.self_mask <= 1,
+            f"safe self_mask {self.self_mask}: use a label purity in (0.5, 1], e.g. 0.95 (0: off)",
+        )
         if self.scanner == "auto":
             return
         learns_from_trusted = SCANNERS.get(self.scanner).trusted
@@ -141,7 +146,7 @@ class SafeOptions:
     def scanner_settings(self) -> ScannerSettings:
         return ScannerSettings(
             self.scanner_epochs, self.scanner_lr, self.scanner_batch_size, self.batch_size,
-            self.self_epochs, self.self_lr, self.self_folds,
+            self.self_epochs, self.self_lr, self.self_folds, self.self_mask,
         )  # fmt: skip
 
 

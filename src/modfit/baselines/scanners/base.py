@@ -30,6 +30,7 @@ class ScannerSettings:
     self_epochs: float
     self_lr: float
     self_folds: int
+    self_mask: float
 
 
 @dataclass(frozen=True)

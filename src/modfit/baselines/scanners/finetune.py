@@ -46,8 +46,10 @@ def class_probabilities(
     return probabilities(tuned.model, encoded, batch_size)
 
 
-def test_accuracy(context: Context, tuned: FineTuned) -> float:
-    test = clean_test(context)
+def test_accuracy(context: Context, tuned: FineTuned, test: list[Example] | None = None) -> float:
+    """Accuracy on the clean test subsample (`clean_test`), or on `test`, that subsample as the scanner
+    sees it (the masked self-scanner's)."""
+    test = clean_test(context) if test is None else test
     encoded = tuned.encoder(test, tuned.tokenizer, context.experiment.model.max_length)
     return accuracy(predict(tuned.model, encoded), [e.label for e in test])
 
