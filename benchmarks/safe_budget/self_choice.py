@@ -12,16 +12,18 @@ The rule, fixed before the runs (README.md, "Rule written before the runs"):
   none is chosen: the defaults stay and a new candidate list is written down before any further run.
   The choice becomes SafeOptions' `self_folds`, `self_epochs`, `self_lr` defaults.
 
-`--masked` runs rule 3 instead (README.md): the same cell, score and choice, over MASKED below, the
-self-scanner with `self_mask` 0.95 (label-pure words cut from what its fold models see), in
-OUT/mask_choice.json; its `none` run is rule 2's (copied from OUT/self_choice.json when there: the same
-cell and code). The choice becomes the defaults of `self_mask`, `self_folds`, `self_epochs`, `self_lr`.
+`--rule 3` and `--rule 4` (README.md) keep the cell, score and choice, over their own candidates
+(RULES below): rule 3 the self-scanner with `self_mask` 0.95 (label-pure words cut from what its fold
+models see), rule 4 the same with `action=drop`. Each writes OUT/<its file>; its `none` run is rule 2's
+(copied from OUT/self_choice.json when there: the same cell and code). The choice becomes the defaults
+of the options it sets and of `self_folds`, `self_epochs`, `self_lr`.
 
 A finished run in OUT/self_choice.json is reused (the sweep resumes). `--dataset`, `--model`,
 `--train-size` override the cell for a smoke test only; such a run judges nothing.
 
     python benchmarks/safe_budget/self_choice.py --out runs/safe_budget
-    python benchmarks/safe_budget/self_choice.py --out runs/safe_budget --masked
+    python benchmarks/safe_budget/self_choice.py --out runs/safe_budget --rule 3
+    python benchmarks/safe_budget/self_choice.py --out runs/safe_budget --rule 4
 """
 
 from __future__ import annotations
@@ -36,9 +38,14 @@ from modfit import resolve, run
 # (self_folds, self_epochs, self_lr): a light, the default, a shorter hotter, a longer and a 4-fold dose
 CANDIDATES = ((2, 1.0, 2e-5), (2, 1.0, 5e-5), (2, 0.5, 1e-4), (2, 3.0, 2e-5), (4, 1.0, 5e-5))
 # rule 3 (written 2026-12-07 before its runs): the mask fixed at purity 0.95 (on clean 3,000-row SST-2 it
-# cuts one pair's 22 rows); today's dose, the rule-2 dose whose fold models learnt the task, and between
-MASKED = ((2, 1.0, 5e-5), (2, 2.0, 5e-5), (2, 3.0, 2e-5))
-MASK = 0.95
+# cuts one word's 22 rows); today's dose, the rule-2 dose whose fold models learnt the task, and between.
+# Rule 4 (written after rule 3 chose nothing, before its runs): rule 3's two cheapest doses, dropping.
+MASK = {"self_mask": 0.95}
+RULES = {
+    2: ("self_choice.json", CANDIDATES, {}),
+    3: ("mask_choice.json", ((2, 1.0, 5e-5), (2, 2.0, 5e-5), (2, 3.0, 2e-5)), MASK),
+    4: ("drop_choice.json", ((2, 1.0, 5e-5), (2, 2.0, 5e-5)), {**MASK, "action": "drop"}),
+}
 CACC_BOUND = -2.0
 TIE = 2.0
 
@@ -46,7 +53,7 @@ TIE = 2.0
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--masked", action="store_true", help="rule 3: the masked self-scanner")
+    parser.add_argument("--rule", type=int, choices=sorted(RULES), default=2, help="2 (default), 3 or 4")
     parser.add_argument("--dataset", default="sst2", help="smoke tests only")
     parser.add_argument("--model", default=None, help="smoke tests only")
     parser.add_argument("--train-size", type=int, default=3000, help="smoke tests only")
@@ -89,15 +96,13 @@ def measured(args: argparse.Namespace, defence: str, options: dict) -> dict:
 def main() -> None:
     args = arguments()
     args.out.mkdir(parents=True, exist_ok=True)
-    rule2 = args.out / "self_choice.json"
-    store = args.out / "mask_choice.json" if args.masked else rule2
+    file, candidates, fixed = RULES[args.rule]
+    rule2, store = args.out / RULES[2][0], args.out / file
     results = json.loads(store.read_text()) if store.exists() else {}
-    if args.masked and "none" not in results and rule2.exists():
+    if "none" not in results and rule2.exists():
         results["none"] = json.loads(rule2.read_text())["none"]
-    candidates = MASKED if args.masked else CANDIDATES
-    mask = {"self_mask": MASK} if args.masked else {}
     runs = [("none", "none", {})] + [
-        (name(*c), "safe", {"trusted": 0, "self_folds": c[0], "self_epochs": c[1], "self_lr": c[2], **mask})
+        (name(*c), "safe", {"trusted": 0, "self_folds": c[0], "self_epochs": c[1], "self_lr": c[2], **fixed})
         for c in candidates
     ]
     for key, defence, options in runs:
@@ -124,10 +129,7 @@ def main() -> None:
     if chosen is None:
         print("\nno candidate reaches ΔCACC ≥ −2: nothing chosen, the defaults stay")
     else:
-        chosen_mask = f"self_mask {MASK:g}, " if args.masked else ""
-        print(
-            f"\nchosen: {chosen_mask}self_folds {chosen[0]}, self_epochs {chosen[1]:g}, self_lr {chosen[2]:g}"
-        )
+        print(f"\nchosen: {fixed} self_folds {chosen[0]}, self_epochs {chosen[1]:g}, self_lr {chosen[2]:g}")
 
 
 if __name__ == "__main__":
