@@ -62,7 +62,7 @@ def test_safe_is_a_registered_procedure_and_preset():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"action": "keep"}, "safe action 'keep': use relabel or drop"),
+        ({"action": "keep"}, "safe action 'keep': use auto, relabel or drop"),
         ({"filter_by": "vote"}, "safe filter_by 'vote': use one of prune_by_noise_rate"),
         ({"scanner_epochs": 0}, "safe scanner_epochs 0.0: use a positive number"),
         ({"scanner_lr": -1.0}, "safe scanner_lr -1.0: use a positive learning rate"),

@@ -89,11 +89,22 @@ def test_each_scanner_judges_every_training_row(monkeypatch, toy, tiny_bert, sca
     assert 0.0 <= measured["scanner_cacc"] <= 1.0 and measured["flagged_rows"] >= 0
 
 
+def test_auto_action_relabels_with_trusted_rows_and_drops_with_the_self_scanner():
+    assert safe.resolved_action("auto", "finetune") == safe.resolved_action("auto", "probe") == "relabel"
+    assert safe.resolved_action("auto", "self") == "drop"
+    assert (
+        safe.resolved_action("relabel", "self") == "relabel"
+        and safe.resolved_action("drop", "probe") == "drop"
+    )
+
+
 def test_no_trusted_rows_means_the_self_scanner(monkeypatch, toy, tiny_bert):
     scans = caught_scan(monkeypatch)
     result = run(experiment(toy, tiny_bert, trusted=0), progress=False)
     assert scans[0][0] == [] and result.defence.details["scanner"] == "self"
     assert result.metrics()["trusted_rows"] == 0
+    assert result.defence.details["action"] == "drop"  # auto: the self-scanner's flagged rows go
+    assert {d.action for d in result.defence.rows if d.flagged} <= {"dropped"}
 
 
 def test_auto_keeps_todays_scanner_for_the_whole_split_and_self_for_none():

@@ -4,10 +4,10 @@ A scanner — the victim (text encoder or image backbone) fully fine-tuned on th
 never sees a training row, so it cannot learn a trigger. In dirty-label poisoning a poisoned row's label
 contradicts its text or image; the scanner's out-of-sample class probabilities on every training row go
 to cleanlab's confident learning (`find_label_issues`, per-class thresholds), which flags the rows whose
-label the scanner confidently disputes. `relabel` (the default) gives each flagged row the scanner's label: a
-caught poisoned row keeps its trigger but now carries its true label, so the trigger co-occurs with
-the non-target label and the poison left behind is outvoted, while no clean row is lost. `drop`
-removes the flagged rows instead. Then the rows the scanner believes but that carry the surface form of
+label the scanner confidently disputes. `relabel` (what `action=auto` does with trusted rows) gives
+each flagged row the scanner's label: a caught poisoned row keeps its trigger but now carries its true
+label, so the trigger co-occurs with the non-target label and the poison left behind is outvoted, while
+no clean row is lost. `drop` removes the flagged rows instead. Then the rows the scanner believes but that carry the surface form of
 the rows it caught — a word or word pair of a label far more often flagged than that label's other
 rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model
 trains on the result with the user's settings (the baseline's epochs: a moderate dose cost clean accuracy
@@ -18,8 +18,9 @@ label-stratified sample of N of them (a practitioner can check a hundred rows by
 split) and `trusted_file=PATH` the user's own checked rows (text; an image dataset's checked images are
 its dev/ split). Only they train the scanner. Scanners are
 one file each (`modfit.baselines.scanners`): `finetune` (above), `probe` (a logistic regression on the
-frozen encoder's features) and, with `trusted=0`, `self` (cross-fitted on the training rows themselves
-at a moderate dose); `scanner=auto` picks by the number of trusted rows.
+frozen encoder's features) and, with `trusted=0`, `self` (cross-fitted on the training rows themselves,
+label-pure words cut from its texts; its flagged rows are dropped: benchmarks/safe_budget/, rule 4);
+`scanner=auto` picks by the number of trusted rows.
 
 What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
 poisoned row the scanner itself gets wrong; the scanner is only as good as its trusted rows allow.
@@ -45,14 +46,14 @@ from modfit.errors import ModfitError, require
 from modfit.metrics import detection_scores
 from modfit.result import Outcome, RowDecision, RunResult
 
-ACTIONS = ("relabel", "drop")
+ACTIONS = ("auto", "relabel", "drop")
 TOP_FEATURES = 20  # the spurious features `details["trigger_features"]` names, highest z first
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 
 
 @dataclass(frozen=True)
 class SafeOptions:
-    action: str = "relabel"
+    action: str = "auto"  # relabel with a trusted scanner; drop with the self-scanner (safe_budget, rule 4)
     filter_by: str = "prune_by_noise_rate"  # cleanlab's rule (its default)
     scanner_epochs: float = 6.0  # the scanner: full fine-tuning on dev
     scanner_lr: float = 1e-4  # by 2-fold CV accuracy on clean dev (scanner_schedule.md)
@@ -72,10 +73,13 @@ class SafeOptions:
     # The scanner (issue 27): which one (auto: by the number of trusted rows, scanners.base.AUTO), and
     # the no-trust self-scanner's dose: folds, epochs and lr of its cross-fitted fold models.
     scanner: str = "auto"
+    # chosen by rule 4 of benchmarks/safe_budget/ on its tuning cell (with action auto = drop)
     self_folds: int = 2
-    self_epochs: float = 1.0
+    self_epochs: float = 2.0
     self_lr: float = 5e-5
-    self_mask: float = 0.0  # cut label-pure words (this purity, 0: off) from what it sees (scanners.self_fit)
+    self_mask: float = (
+        0.95  # cut label-pure words (this purity, 0: off) from what it sees (scanners.self_fit)
+    )
 
     def validate(self) -> None:
         require(
@@ -88,7 +92,10 @@ class SafeOptions:
             "safe trusted and trusted_file: give one (a sample size of the dev split, or a file of your rows)",
         )
         self.validate_scanner()
-        require(self.action in ACTIONS, f"safe action {self.action!r}: use {' or '.join(ACTIONS)}")
+        require(
+            self.action in ACTIONS,
+            f"safe action {self.action!r}: use {', '.join(ACTIONS[:-1])} or {ACTIONS[-1]}",
+        )
         require(
             self.filter_by in FILTERS, f"safe filter_by {self.filter_by!r}: use one of {', '.join(FILTERS)}"
         )
@@ -307,14 +314,26 @@ def second_round(
     return tuple(updated)
 
 
-@procedure("safe", SafeOptions, image={"defence_options": {"feature_z": 0.0}})
+def resolved_action(action: str, scanner: str) -> str:
+    """`auto`: a scanner fitted on trusted rows relabels (its guess is usually right), the self-scanner
+    drops (its fold models, at 0.79 clean accuracy, would flip honest rows: safe_budget, rule 4)."""
+    if action != "auto":
+        return action
+    return "relabel" if SCANNERS.get(scanner).trusted else "drop"
+
+
+@procedure("safe", SafeOptions, image={"defence_options": {"feature_z": 0.0, "self_mask": 0.0}})
 def safe(context: Context, options: SafeOptions) -> RunResult:
     rows = context.data.train
-    require(
-        options.feature_z == 0 or context.data.splits.kind == "text",
-        "safe feature_z reads the words of text rows, and an image's row is its path: set feature_z=0 on images",
-    )
+    for name, value in (("feature_z", options.feature_z), ("self_mask", options.self_mask)):
+        require(
+            value == 0 or context.data.splits.kind == "text",
+            f"safe {name} reads the words of text rows, and an image's row is its path: set {name}=0 on images",
+        )
     trusted = trusted_rows(context, options)
+    options = dataclasses.replace(
+        options, action=resolved_action(options.action, scanner_name(options, trusted))
+    )
     scanned = scan(context, options, trusted)
     verdict = label_verdict(scanned.probabilities, [e.label for e in rows], options.filter_by)
     decisions = row_decisions(rows, verdict, options.action)
