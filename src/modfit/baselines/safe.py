@@ -7,9 +7,9 @@ to cleanlab's confident learning (`find_label_issues`, per-class thresholds), wh
 label the scanner confidently disputes. `relabel` (what `action=auto` does with trusted rows) gives
 each flagged row the scanner's label: a caught poisoned row keeps its trigger but now carries its true
 label, so the trigger co-occurs with the non-target label and the poison left behind is outvoted, while
-no clean row is lost. `drop` removes the flagged rows instead. Then the rows the scanner believes but that carry the surface form of
-the rows it caught — a word or word pair of a label far more often flagged than that label's other
-rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model
+no clean row is lost. `drop` removes the flagged rows instead. Then the rows the scanner believes but
+that carry the surface form of the rows it caught — a word or word pair of a label far more often
+flagged than that label's other rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model
 trains on the result with the user's settings (the baseline's epochs: a moderate dose cost clean accuracy
 on SST-2, benchmarks/safe_heavy/, fourth rule).
 
@@ -77,9 +77,8 @@ class SafeOptions:
     self_folds: int = 2
     self_epochs: float = 2.0
     self_lr: float = 5e-5
-    self_mask: float = (
-        0.95  # cut label-pure words (this purity, 0: off) from what it sees (scanners.self_fit)
-    )
+    # cut label-pure words (this purity; 0: off) from what the self-scanner sees (scanners.self_fit)
+    self_mask: float = 0.95
 
     def validate(self) -> None:
         require(
