@@ -221,7 +221,7 @@ def test_the_masked_self_scanner_never_shows_a_pure_word_to_its_models(monkeypat
     assert sum("cf" in e.text.split() for e in train_rows) == 24  # at least MASK_MIN_ROWS carry it
     assert len(seen) == 2 * len(train_rows) and not any("cf" in e.text.split() for e in seen)
     assert sorted(r.row for r in seen) == sorted(2 * [r.row for r in train_rows])
-    assert len(result.defence.rows) == len(train_rows)  # the verdict names the original rows
+    assert [d.text for d in result.defence.rows] == [e.text for e in train_rows]  # the original texts
 
 
 @pytest.mark.parametrize("scanner", ["finetune", "probe", "self"])

@@ -129,7 +129,8 @@ def main() -> None:
     if chosen is None:
         print("\nno candidate reaches ΔCACC ≥ −2: nothing chosen, the defaults stay")
     else:
-        print(f"\nchosen: {fixed} self_folds {chosen[0]}, self_epochs {chosen[1]:g}, self_lr {chosen[2]:g}")
+        options = "".join(f"{key} {value}, " for key, value in fixed.items())
+        print(f"\nchosen: {options}self_folds {chosen[0]}, self_epochs {chosen[1]:g}, self_lr {chosen[2]:g}")
 
 
 if __name__ == "__main__":
