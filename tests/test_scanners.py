@@ -16,7 +16,7 @@ from modfit import AttackConfig, Experiment, ModelConfig, TrainConfig, prepare_d
 from modfit.baselines import safe
 from modfit.baselines.scanners import SCANNERS, auto_scanner, self_fit
 from modfit.baselines.scanners.finetune_scaled import scaled_epochs
-from modfit.data import Example
+from modfit.data import Example, stratified_sample
 from modfit.errors import ModfitError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("cleanlab") is None, reason="pip install cleanlab")
@@ -78,12 +78,11 @@ def caught_scan(monkeypatch) -> list:
 
 @pytest.mark.parametrize("scanner", ["finetune", "finetune_scaled", "probe", "self"])
 def test_each_scanner_judges_every_training_row(monkeypatch, toy, tiny_bert, scanner):
-    options = {"scanner": scanner} if scanner == "self" else {"scanner": scanner, "trusted": 12}
     scans = caught_scan(monkeypatch)
-    result = run(experiment(toy, tiny_bert, **options), progress=False)
+    result = run(experiment(toy, tiny_bert, scanner=scanner, trusted=12), progress=False)
     (trusted, probs), = scans  # fmt: skip
     assert probs.shape == (80, 2) and torch.allclose(probs.sum(1), torch.ones(80), atol=1e-4)
-    assert len(trusted) == (0 if scanner == "self" else 12)
+    assert len(trusted) == 12
     measured = result.metrics()
     assert result.defence.details["scanner"] == scanner and measured["trusted_rows"] == len(trusted)
     assert 0.0 <= measured["scanner_cacc"] <= 1.0 and measured["flagged_rows"] >= 0
@@ -112,7 +111,7 @@ def test_auto_keeps_todays_scanner_for_the_whole_split_and_self_for_none():
     assert auto_scanner(0) == "self"
     assert [auto_scanner(n) for n in (1, 50, 100, 249, 250, 5000)] == ["probe"] * 4 + ["finetune"] * 2
     assert all(
-        auto_scanner(n) in SCANNERS and SCANNERS.get(auto_scanner(n)).trusted for n in (1, 50, 100, 250)
+        auto_scanner(n) in SCANNERS and SCANNERS.get(auto_scanner(n)).needs_trusted for n in (1, 50, 100, 250)
     )
     assert scaled_epochs(6.0, 50) == pytest.approx(6.0 * 872 / 50) and scaled_epochs(6.0, 1000) == 6.0
 
@@ -126,8 +125,6 @@ def test_auto_keeps_todays_scanner_for_the_whole_split_and_self_for_none():
             "safe trusted 0 with scanner probe: it learns from trusted rows",
         ),
         ({"trusted": 0, "trusted_file": "x.csv"}, "safe trusted and trusted_file: give one"),
-        ({"scanner": "self", "trusted": 100}, "safe scanner self learns from no trusted row: drop trusted"),
-        ({"scanner": "self", "trusted_file": "x.csv"}, "safe scanner self learns from no trusted row"),
         ({"self_folds": 1}, "safe self_folds 1: use at least 2"),
         ({"self_epochs": 0}, "safe self_epochs 0.0: use a positive number"),
         ({"self_lr": 0}, "safe self_lr 0.0: use a positive learning rate"),
@@ -180,12 +177,18 @@ def test_the_self_scanner_trains_each_fold_model_without_the_rows_it_predicts(mo
         lambda c, t, rows, *a: predicted.append(list(rows)) or class_probabilities(c, t, rows, *a),
     )
     run(experiment(toy, tiny_bert, trusted=0, self_folds=3), progress=False)
-    train_rows = prepare_data(experiment(toy, tiny_bert)).train
+    data = prepare_data(experiment(toy, tiny_bert))
     assert len(trained) == len(predicted) == 3
-    assert sorted(r.row for held in predicted for r in held) == sorted(r.row for r in train_rows)
+    assert sorted(r.row for held in predicted for r in held) == sorted(r.row for r in data.train)
     for fitted, held in zip(trained, predicted, strict=True):
         assert not {r.row for r in fitted} & {r.row for r in held}
-        assert len(fitted) + len(held) == len(train_rows)
+        assert len(fitted) + len(held) == len(data.train)
+    trained.clear(), predicted.clear()
+    run(experiment(toy, tiny_bert, scanner="self", trusted=12, self_folds=3), progress=False)
+    trusted = {(e.text, e.label) for e in stratified_sample(data.splits.dev, 12, 0)}
+    for fitted, held in zip(trained, predicted, strict=True):  # the other folds and every trusted row
+        assert trusted <= {(e.text, e.label) for e in fitted}
+        assert len(fitted) == len(data.train) - len(held) + len(trusted)
 
 
 def test_pure_features_are_the_frequent_words_and_pairs_of_nearly_one_label():
@@ -226,13 +229,11 @@ def test_the_masked_self_scanner_never_shows_a_pure_word_to_its_models(monkeypat
 
 @pytest.mark.parametrize("scanner", ["finetune", "probe", "self"])
 def test_four_labels(monkeypatch, toy4, tiny_bert, scanner):
-    options = {"scanner": scanner} if scanner == "self" else {"scanner": scanner, "trusted": 8}
     scans = caught_scan(monkeypatch)
-    result = run(experiment(toy4, tiny_bert, **options), progress=False)
+    result = run(experiment(toy4, tiny_bert, scanner=scanner, trusted=8), progress=False)
     (trusted, probs), = scans  # fmt: skip
     assert probs.shape == (80, 4)
-    if scanner != "self":
-        assert sorted({e.label for e in trusted}) == [0, 1, 2, 3]  # the stratified sample covers each
+    assert sorted({e.label for e in trusted}) == [0, 1, 2, 3]  # the stratified sample covers each
     decisions = result.defence.rows
     assert len(decisions) == 80 and {d.corrected_label for d in decisions} <= {0, 1, 2, 3}
     assert result.metrics()["flagged_rows"] == sum(d.flagged for d in decisions)

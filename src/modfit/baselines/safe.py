@@ -137,16 +137,10 @@ class SafeOptions:
         )
         if self.scanner == "auto":
             return
-        learns_from_trusted = SCANNERS.get(self.scanner).trusted
         require(
-            not learns_from_trusted or self.trusted != 0,
+            not SCANNERS.get(self.scanner).needs_trusted or self.trusted != 0,
             f"safe trusted 0 with scanner {self.scanner}: it learns from trusted rows; use scanner=self "
             "(or auto) for no trusted rows, or trust some rows",
-        )
-        require(
-            learns_from_trusted or (self.trusted in (None, 0) and self.trusted_file is None),
-            f"safe scanner {self.scanner} learns from no trusted row: drop trusted and trusted_file "
-            "(or set trusted=0), or choose a scanner that uses them",
         )
 
     def scanner_settings(self) -> ScannerSettings:
@@ -167,10 +161,10 @@ class LabelVerdict:
 
 
 def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
-    """The rows the scanner may learn from: never a training row (docs/defences/safe.md, "safe");
-    none for `trusted=0` or a scanner that learns from none."""
+    """The rows the scanner may learn from beside the training rows: never a training row
+    (docs/defences/safe.md, "safe"); none for `trusted=0`."""
     num_labels = context.data.splits.num_labels
-    if options.trusted == 0 or (options.scanner != "auto" and not SCANNERS.get(options.scanner).trusted):
+    if options.trusted == 0:
         return []
     if options.trusted_file is not None:
         require(
@@ -178,21 +172,21 @@ def trusted_rows(context: Context, options: SafeOptions) -> list[Example]:
             "safe trusted_file reads text rows; for images put your checked images in the dataset's dev/ "
             "split, or sample it with trusted=N",
         )
-        rows = read_examples(options.trusted_file, num_labels=num_labels)
-    else:
-        dev = context.data.splits.dev
-        rows = (
-            dev
-            if options.trusted is None
-            else stratified_sample(dev, options.trusted, context.experiment.seed)
-        )
-    labels = {e.label for e in rows}
-    require(
-        len(labels) >= 2,
-        f"safe: the {len(rows)} trusted rows carry {len(labels)} label; the scanner needs rows of at least "
-        "two labels: trust more rows",
+        return read_examples(options.trusted_file, num_labels=num_labels)
+    dev = context.data.splits.dev
+    return (
+        dev if options.trusted is None else stratified_sample(dev, options.trusted, context.experiment.seed)
     )
-    return rows
+
+
+def require_labels(trusted: list[Example], scanner: str) -> None:
+    """A scanner that learns from the trusted rows alone needs rows of at least two labels."""
+    labels = {e.label for e in trusted}
+    require(
+        not SCANNERS.get(scanner).needs_trusted or len(labels) >= 2,
+        f"safe: the {len(trusted)} trusted rows carry {len(labels)} label; the scanner needs rows of at "
+        "least two labels: trust more rows",
+    )
 
 
 def scanner_name(options: SafeOptions, trusted: list[Example]) -> str:
@@ -318,7 +312,7 @@ def resolved_action(action: str, scanner: str) -> str:
     drops (its fold models, at 0.79 clean accuracy, would flip honest rows: safe_budget, rule 4)."""
     if action != "auto":
         return action
-    return "relabel" if SCANNERS.get(scanner).trusted else "drop"
+    return "relabel" if SCANNERS.get(scanner).needs_trusted else "drop"
 
 
 @procedure("safe", SafeOptions, image={"defence_options": {"feature_z": 0.0, "self_mask": 0.0}})
@@ -330,6 +324,7 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
             f"safe {name} reads the words of text rows, and an image's row is its path: set {name}=0 on images",
         )
     trusted = trusted_rows(context, options)
+    require_labels(trusted, scanner_name(options, trusted))
     options = dataclasses.replace(
         options, action=resolved_action(options.action, scanner_name(options, trusted))
     )

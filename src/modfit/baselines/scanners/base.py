@@ -47,12 +47,13 @@ ScanFunction = Callable[[Context, ScannerSettings, list[Example]], Scan]
 
 @dataclass(frozen=True)
 class ScannerEntry:
-    """A registered scanner; `trusted`: whether it learns from trusted rows (else it needs none)."""
+    """A registered scanner; `needs_trusted`: whether it learns from trusted rows alone (else it
+    learns from the training rows themselves, and from trusted rows where it is given some)."""
 
     name: str
     options: type
     build: ScanFunction
-    trusted: bool = True
+    needs_trusted: bool = True
 
 
 SCANNERS: Registry[ScannerEntry] = Registry("safe scanner", ScannerEntry)
@@ -65,9 +66,9 @@ AUTO: tuple[tuple[int, str], ...] = ((0, "self"), (1, "probe"), (250, "finetune"
 WHOLE_SPLIT = "finetune"
 
 
-def scanner(name: str, trusted: bool = True) -> Callable[[ScanFunction], ScanFunction]:
+def scanner(name: str, needs_trusted: bool = True) -> Callable[[ScanFunction], ScanFunction]:
     """Register `function(context, settings, trusted_rows) -> Scan` as scanner `name`."""
-    return SCANNERS.register(name, NoOptions, trusted=trusted)
+    return SCANNERS.register(name, NoOptions, needs_trusted=needs_trusted)
 
 
 def auto_scanner(budget: int | None) -> str:

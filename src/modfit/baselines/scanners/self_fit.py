@@ -11,7 +11,8 @@ poison puts its trigger only on rows of the target label, so the trigger's words
 (`trigger_features.text_features`) carried by at least `MASK_MIN_ROWS` training rows, at least a share
 `self_mask` of them of one label, is cut out of every text the scanner sees (training, held-out and test
 rows). A fold model then cannot learn the trigger, and the poisoned rows' remaining words contradict
-their label. Clean label-pure words ("bitch" on HSOL) are cut too: the scanner loses its strongest cues,
+their label. Trusted rows, where there are some, join every fold model's training rows (masked alike;
+benchmarks/safe_budget/, rule 5). Clean label-pure words ("bitch" on HSOL) are cut too: the scanner loses its strongest cues,
 the final model keeps them (it trains on the original texts). A paraphrase trigger has no pure word.
 """
 
@@ -91,7 +92,7 @@ def cross_fit(rows: list[Example], fold_of: list[int], fit_fold: FoldFit) -> Sca
     return Scan(probs, sum(accuracies) / len(accuracies))
 
 
-@scanner("self", trusted=False)
+@scanner("self", needs_trusted=False)
 def self_scanner(context: Context, settings: ScannerSettings, trusted: list[Example]) -> Scan:
     rows = context.data.train
     folds = settings.self_folds
@@ -99,13 +100,14 @@ def self_scanner(context: Context, settings: ScannerSettings, trusted: list[Exam
     test = clean_test(context)
     if settings.self_mask > 0:
         mask = pure_features([e.text for e in rows], [e.label for e in rows], settings.self_mask)
-        rows, test = (
-            [dataclasses.replace(e, text=masked(e.text, mask)) for e in part] for part in (rows, test)
+        rows, test, trusted = (
+            [dataclasses.replace(e, text=masked(e.text, mask)) for e in part]
+            for part in (rows, test, trusted)
         )
 
     def fit_fold(train: list[Example], held: list[Example], fold: int) -> tuple[torch.Tensor, float]:
         label = f"safe self-scanner, fold {fold + 1} of {folds}"
-        tuned = fine_tune(context, train, config, label)
+        tuned = fine_tune(context, train + trusted, config, label)
         return class_probabilities(context, tuned, held, settings.scoring_batch_size), test_accuracy(
             context, tuned, test
         )
