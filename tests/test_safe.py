@@ -190,8 +190,10 @@ def test_a_trusted_file_is_the_only_thing_the_scanner_learns_from(monkeypatch, t
     rows = scanner_rows(monkeypatch, experiment(toy, tiny_bert, trusted_file=str(tmp_path / "checked.csv")))
     assert rows == [Example(text, label) for text, label in mine]
     write_split(tmp_path / "one.csv", mine[:1])
+    one = str(tmp_path / "one.csv")
     with pytest.raises(ModfitError, match="the 1 trusted rows carry 1 label; the scanner needs rows of at"):
-        run(experiment(toy, tiny_bert, trusted_file=str(tmp_path / "one.csv")), progress=False)
+        run(experiment(toy, tiny_bert, trusted_file=one, scanner="probe"), progress=False)
+    assert scanner_rows(monkeypatch, experiment(toy, tiny_bert, trusted_file=one)) == [Example(*mine[0])]
 
 
 def test_each_row_decision_names_the_file_row_and_what_was_done():

@@ -109,10 +109,8 @@ def test_no_trusted_rows_means_the_self_scanner(monkeypatch, toy, tiny_bert):
 def test_auto_keeps_todays_scanner_for_the_whole_split_and_self_for_none():
     assert auto_scanner(None) == "finetune"  # the cells stored before keep their meaning
     assert auto_scanner(0) == "self"
-    assert [auto_scanner(n) for n in (1, 50, 100, 249, 250, 5000)] == ["probe"] * 4 + ["finetune"] * 2
-    assert all(
-        auto_scanner(n) in SCANNERS and SCANNERS.get(auto_scanner(n)).needs_trusted for n in (1, 50, 100, 250)
-    )
+    assert [auto_scanner(n) for n in (1, 50, 100, 249, 250, 5000)] == ["self"] * 4 + ["finetune"] * 2
+    assert SCANNERS.get(auto_scanner(250)).needs_trusted and not SCANNERS.get(auto_scanner(100)).needs_trusted
     assert scaled_epochs(6.0, 50) == pytest.approx(6.0 * 872 / 50) and scaled_epochs(6.0, 1000) == 6.0
 
 

@@ -18,9 +18,10 @@ label-stratified sample of N of them (a practitioner can check a hundred rows by
 split) and `trusted_file=PATH` the user's own checked rows (text; an image dataset's checked images are
 its dev/ split). Only they train the scanner. Scanners are
 one file each (`modfit.baselines.scanners`): `finetune` (above), `probe` (a logistic regression on the
-frozen encoder's features) and, with `trusted=0`, `self` (cross-fitted on the training rows themselves,
-label-pure words cut from its texts; its flagged rows are dropped: benchmarks/safe_budget/, rule 4);
-`scanner=auto` picks by the number of trusted rows.
+frozen encoder's features) and `self` (cross-fitted on the training rows themselves, joined by the
+trusted rows where there are some, label-pure words cut from its texts; its flagged rows are dropped:
+benchmarks/safe_budget/, rules 4 and 5); `scanner=auto` takes `self` below 250 trusted rows, `finetune`
+from 250 and for the whole dev split.
 
 What it cannot catch: clean-label poisoning (labels agree with the text, nothing to dispute), and any
 poisoned row the scanner itself gets wrong; the scanner is only as good as its trusted rows allow.
