@@ -53,7 +53,7 @@ def finished(stores: list[Path]) -> dict[str, dict]:
     """Every finished cell's metrics, by hash, from every store (read-only)."""
     metrics = {}
     for store in stores:
-        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        with sqlite3.connect(f"file:{store}?mode=ro&immutable=1", uri=True) as db:
             rows = db.execute("SELECT hash, metrics FROM cells WHERE status = 'done'").fetchall()
         metrics.update({digest: json.loads(text) for digest, text in rows})
     return metrics
