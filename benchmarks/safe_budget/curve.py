@@ -33,6 +33,11 @@ STORES = (
     *sorted((HERE.parent / "safe_heavy" / "stores").glob("*.sqlite")),
 )
 BUDGETS = {"safe-n0": "0", "safe-n50": "50", "safe-n100": "100", "safe-n250": "250", "safe": "all"}
+# The bar: gap ≤ +10, or ≤ a never-poisoned model's gap + 2 where that is higher, at ΔCACC ≥ −2.
+# Never-poisoned gaps over +8 (benchmarks/clean_model_asr/results.md: SST-2 the mean of seeds 0–2, HSOL
+# target 0 seed 0); every other attack's is within two points of zero.
+CLEAN_GAP = {("sst2", 1, "syntactic"): 11.3, ("sst2", 1, "style"): 9.8, ("hsol", 0, "syntactic"): 25.2,
+             ("hsol", 0, "style"): 21.5}  # fmt: skip
 COLOURS = {"badnet": "C0", "addsent": "C1", "syntactic": "C2", "style": "C3"}
 # The tuning cells of rules 4 and 5 ran through self_choice.py, not a store: (its file, run) per N.
 TUNING_CELL = ("sst2", 1, 0.1, "badnet")
@@ -120,7 +125,11 @@ def table(found: dict) -> str:
             seeds = by_n.get(n, [])
             gaps, deltas = [g for g, _ in seeds], [d for _, d in seeds]
             tuning = "†" if (dataset, target, rate, attack) == TUNING_CELL and n in TUNING else ""
-            row.append(f"{mean(gaps):+.1f} / {mean(deltas):+.2f} ({len(seeds)}){tuning}" if seeds else "")
+            bar = max(10.0, CLEAN_GAP.get((dataset, target, attack), 0.0) + 2)
+            held = " ✓" if seeds and mean(gaps) <= bar and mean(deltas) >= -2 else ""
+            row.append(
+                f"{mean(gaps):+.1f} / {mean(deltas):+.2f} ({len(seeds)}){tuning}{held}" if seeds else ""
+            )
         lines.append(f"| {dataset} ({target}) | {rate:g} | {attack} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -156,7 +165,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(found)
     (args.out / "curve.md").write_text(
-        "gap / ΔCACC in points against `none` (seeds found); † a rule's tuning cell (results/); written by "
+        "gap / ΔCACC in points against `none` (seeds found); † a rule's tuning cell (results/); ✓ holds (gap ≤ "
+        "+10, or ≤ a never-poisoned model's gap + 2, at ΔCACC ≥ −2; CLEAN_GAP in curve.py); written by "
         "curve.py\n\n" + text + "\nEach cell:\n\n" + CELL_HEADER + "\n".join(cells) + "\n"
     )
     (args.out / "curve.png").write_bytes(figure(found))
