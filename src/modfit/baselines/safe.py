@@ -325,10 +325,9 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
             f"safe {name} reads the words of text rows, and an image's row is its path: set {name}=0 on images",
         )
     trusted = trusted_rows(context, options)
-    require_labels(trusted, scanner_name(options, trusted))
-    options = dataclasses.replace(
-        options, action=resolved_action(options.action, scanner_name(options, trusted))
-    )
+    chosen = scanner_name(options, trusted)
+    require_labels(trusted, chosen)
+    options = dataclasses.replace(options, action=resolved_action(options.action, chosen))
     scanned = scan(context, options, trusted)
     verdict = label_verdict(scanned.probabilities, [e.label for e in rows], options.filter_by)
     decisions = row_decisions(rows, verdict, options.action)
@@ -366,7 +365,7 @@ def safe(context: Context, options: SafeOptions) -> RunResult:
     details = {
         "flagged": flagged,
         "action": options.action,
-        "scanner": scanner_name(options, trusted),
+        "scanner": chosen,
         **named,
     }
     return dataclasses.replace(final, defence=Outcome(metrics, removed, details, decisions))

@@ -11,9 +11,11 @@ poison puts its trigger only on rows of the target label, so the trigger's words
 (`trigger_features.text_features`) carried by at least `MASK_MIN_ROWS` training rows, at least a share
 `self_mask` of them of one label, is cut out of every text the scanner sees (training, held-out and test
 rows). A fold model then cannot learn the trigger, and the poisoned rows' remaining words contradict
-their label. Trusted rows, where there are some, join every fold model's training rows (masked alike;
-benchmarks/safe_budget/, rule 5). Clean label-pure words ("bitch" on HSOL) are cut too: the scanner loses its strongest cues,
+their label. Clean label-pure words ("bitch" on HSOL) are cut too: the scanner loses its strongest cues,
 the final model keeps them (it trains on the original texts). A paraphrase trigger has no pure word.
+
+Trusted rows, where there are some, join every fold model's training rows, masked alike: 100 of them
+lift the fold models by one to two points (benchmarks/safe_budget/, rule 5).
 """
 
 from __future__ import annotations
