@@ -55,10 +55,12 @@ def arguments() -> argparse.Namespace:
 
 
 def finished(stores: list[Path]) -> dict[str, dict]:
-    """Every finished cell's metrics, by hash, from every store (read-only)."""
+    """Every finished cell's metrics, by hash, from every store, read-only: a store a grid is writing
+    (its -wal file beside it) through its journal, a finished one as immutable (no -wal file made)."""
     metrics = {}
     for store in stores:
-        with sqlite3.connect(f"file:{store}?mode=ro&immutable=1", uri=True) as db:
+        live = Path(f"{store}-wal").exists()
+        with sqlite3.connect(f"file:{store}?mode=ro{'' if live else '&immutable=1'}", uri=True) as db:
             rows = db.execute("SELECT hash, metrics FROM cells WHERE status = 'done'").fetchall()
         metrics.update({digest: json.loads(text) for digest, text in rows})
     return metrics
