@@ -181,7 +181,8 @@ def test_the_self_scanner_trains_each_fold_model_without_the_rows_it_predicts(mo
     for fitted, held in zip(trained, predicted, strict=True):
         assert not {r.row for r in fitted} & {r.row for r in held}
         assert len(fitted) + len(held) == len(data.train)
-    trained.clear(), predicted.clear()
+    trained.clear()
+    predicted.clear()
     run(experiment(toy, tiny_bert, scanner="self", trusted=12, self_folds=3), progress=False)
     trusted = {(e.text, e.label) for e in stratified_sample(data.splits.dev, 12, 0)}
     for fitted, held in zip(trained, predicted, strict=True):  # the other folds and every trusted row

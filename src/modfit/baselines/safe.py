@@ -9,9 +9,9 @@ each flagged row the scanner's label: a caught poisoned row keeps its trigger bu
 label, so the trigger co-occurs with the non-target label and the poison left behind is outvoted, while
 no clean row is lost. `drop` removes the flagged rows instead. Then the rows the scanner believes but
 that carry the surface form of the rows it caught — a word or word pair of a label far more often
-flagged than that label's other rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`; text only). The final model
-trains on the result with the user's settings (the baseline's epochs: a moderate dose cost clean accuracy
-on SST-2, benchmarks/safe_heavy/, fourth rule).
+flagged than that label's other rows — are dropped (`feature_z`, `modfit.baselines.trigger_features`;
+text only). The final model trains on the result with the user's settings (the baseline's epochs: a
+moderate dose cost clean accuracy on SST-2, benchmarks/safe_heavy/, fourth rule).
 
 The trusted rows are the whole clean dev split by default; `trusted=N` takes a seeded,
 label-stratified sample of N of them (a practitioner can check a hundred rows by hand, rarely a whole
